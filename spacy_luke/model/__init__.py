@@ -1,0 +1,29 @@
+"""Pure-PyTorch LUKE / mLUKE (no spaCy imports here)."""
+from .checkpoint import CheckpointError
+from .config import LukeConfig
+from .heads import (
+    LukeForEntityClassification,
+    LukeForEntityPairClassification,
+    LukeForEntitySpanClassification,
+    LukeForMaskedLM,
+    LukeForMultipleChoice,
+    LukeForQuestionAnswering,
+    LukeForSequenceClassification,
+    LukeForTokenClassification,
+)
+from .luke import LukeModel, LukePreTrainedModel
+
+__all__ = [
+    "CheckpointError",
+    "LukeConfig",
+    "LukeModel",
+    "LukePreTrainedModel",
+    "LukeForMaskedLM",
+    "LukeForEntityClassification",
+    "LukeForEntityPairClassification",
+    "LukeForEntitySpanClassification",
+    "LukeForSequenceClassification",
+    "LukeForTokenClassification",
+    "LukeForQuestionAnswering",
+    "LukeForMultipleChoice",
+]

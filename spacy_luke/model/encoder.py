@@ -1,0 +1,110 @@
+"""Post-LayerNorm transformer layers over the joint word + entity sequence, and the pooler."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .attention import Attention
+from .config import LukeConfig
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+}
+
+
+def activation(name: str):
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"Unsupported hidden_act {name!r} in config.json; supported: {sorted(ACTIVATIONS)}.") from None
+
+
+class Intermediate(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = activation(config.hidden_act)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(hidden))
+
+
+class Output(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class Layer(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.attention = Attention(config)
+        self.intermediate = Intermediate(config)
+        self.output = Output(config)
+
+    def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
+        word_att, entity_att, probs = self.attention(word_hidden, entity_hidden, attention_mask, output_attentions)
+        joint = word_att if entity_att is None else torch.cat([word_att, entity_att], dim=1)
+        out = self.output(self.intermediate(joint), joint)
+        n_words = word_hidden.shape[1]
+        return out[:, :n_words], (None if entity_att is None else out[:, n_words:]), probs
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([Layer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        word_hidden: torch.Tensor,
+        entity_hidden: Optional[torch.Tensor],
+        attention_mask: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[List], Optional[List], Optional[List]]:
+        word_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
+        entity_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
+        attentions: Optional[List[torch.Tensor]] = [] if output_attentions else None
+        for layer in self.layer:
+            if output_hidden_states:
+                word_states.append(word_hidden)
+                entity_states.append(entity_hidden)
+            if self.gradient_checkpointing and self.training:
+                word_hidden, entity_hidden, probs = torch.utils.checkpoint.checkpoint(
+                    layer, word_hidden, entity_hidden, attention_mask, output_attentions, use_reentrant=False
+                )
+            else:
+                word_hidden, entity_hidden, probs = layer(word_hidden, entity_hidden, attention_mask, output_attentions)
+            if output_attentions:
+                attentions.append(probs)
+        if output_hidden_states:
+            word_states.append(word_hidden)
+            entity_states.append(entity_hidden)
+        return word_hidden, entity_hidden, word_states, entity_states, attentions
+
+
+class Pooler(nn.Module):
+    """tanh(dense(first token)), as BERT/RoBERTa."""
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))

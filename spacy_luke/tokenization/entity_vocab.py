@@ -1,0 +1,157 @@
+"""The entity vocabulary: entity titles to rows of the entity embedding table.
+
+Three on-disk formats are read:
+
+- ``entity_vocab.json`` (Hugging Face layout): ``{"[PAD]": 0, "Japan": 17, ...}``;
+  mLUKE keys are language-prefixed (``"en:Japan"``) and several keys may share an id.
+- ``entity_vocab.tsv`` (original LUKE): one ``title<TAB>count`` per line, id = line number.
+- ``entity_vocab.jsonl`` (original mLUKE): one ``{"id": .., "entities": [[title, lang], ..]}``
+  per line; keys become ``"lang:title"`` (specials keep their bare name).
+
+Special entities are looked up by name, never assumed to sit at fixed ids: the "-lite"
+checkpoints put ``[MASK]`` at 0.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+PAD = "[PAD]"
+UNK = "[UNK]"
+MASK = "[MASK]"
+MASK2 = "[MASK2]"
+SPECIAL_ENTITIES: Tuple[str, ...] = (PAD, UNK, MASK, MASK2)
+
+ENTITY_VOCAB_FILES: Tuple[str, ...] = ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
+
+
+class EntityVocab(Mapping[str, int]):
+    """A read-only mapping from entity title (or special name) to entity id."""
+
+    def __init__(self, title_to_id: Mapping[str, int]):
+        self._title_to_id: Dict[str, int] = dict(title_to_id)
+        for title, idx in self._title_to_id.items():
+            if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0:
+                raise ValueError(
+                    f"Entity vocabulary entry {title!r} has id {idx!r}; ids must be non-negative integers."
+                )
+        self.size = max(self._title_to_id.values(), default=-1) + 1
+
+    def __getitem__(self, title: str) -> int:
+        return self._title_to_id[title]
+
+    def __iter__(self):
+        return iter(self._title_to_id)
+
+    def __len__(self) -> int:
+        return len(self._title_to_id)
+
+    def to_dict(self) -> Dict[str, int]:
+        return dict(self._title_to_id)
+
+    def special_id(self, name: str) -> int:
+        """The id of a special entity (``[PAD]``, ``[UNK]``, ``[MASK]``, ``[MASK2]``)."""
+        if name not in self._title_to_id:
+            raise ValueError(
+                f"The entity vocabulary has no {name!r} entry (it has {len(self)} entries). "
+                f"LUKE entity vocabularies must define the special entities {list(SPECIAL_ENTITIES)}; "
+                "check that entity_vocab.json comes from a LUKE or mLUKE checkpoint."
+            )
+        return self._title_to_id[name]
+
+    def lookup(self, title: str, language: Optional[str] = None) -> int:
+        """The id of ``title``; tries ``"language:title"`` first when a language is given.
+
+        Unknown titles map to ``[UNK]``.
+        """
+        if language is not None:
+            key = f"{language}:{title}"
+            if key in self._title_to_id:
+                return self._title_to_id[key]
+        if title in self._title_to_id:
+            return self._title_to_id[title]
+        return self.special_id(UNK)
+
+    def lite(self, keep: Sequence[str] = SPECIAL_ENTITIES) -> Tuple["EntityVocab", List[int]]:
+        """Prune to the entries named in ``keep`` (the special entities by default).
+
+        Returns the new vocabulary (ids 0..k-1, in order of the old ids) and, for each new id,
+        the old row to copy from the entity embedding table.
+        """
+        missing = [name for name in keep if name not in self._title_to_id]
+        if missing:
+            raise ValueError(
+                f"Cannot prune the entity vocabulary to {list(keep)}: {missing} not in it."
+            )
+        old_rows = sorted({self._title_to_id[name] for name in keep})
+        new_id = {old: new for new, old in enumerate(old_rows)}
+        pruned = {name: new_id[self._title_to_id[name]] for name in keep}
+        return EntityVocab(pruned), old_rows
+
+
+def _read_json(path: Path) -> Dict[str, int]:
+    with path.open(encoding="utf8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping entity titles to ids.")
+    return data
+
+
+def _read_tsv(path: Path) -> Dict[str, int]:
+    vocab: Dict[str, int] = {}
+    with path.open(encoding="utf8") as f:
+        for idx, line in enumerate(f):
+            title = line.rstrip("\n").split("\t", 1)[0]
+            vocab.setdefault(title, idx)
+    return vocab
+
+
+def _read_jsonl(path: Path) -> Dict[str, int]:
+    vocab: Dict[str, int] = {}
+    with path.open(encoding="utf8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            try:
+                entity_id = int(item["id"])
+                names: Iterable = item["entities"]
+            except (KeyError, TypeError) as err:
+                raise ValueError(f"{path}:{lineno}: expected {{'id': ..., 'entities': [[title, lang], ...]}}") from err
+            for title, language in names:
+                if title in SPECIAL_ENTITIES or not language:
+                    vocab.setdefault(title, entity_id)
+                else:
+                    vocab.setdefault(f"{language}:{title}", entity_id)
+    return vocab
+
+
+def find_entity_vocab_file(folder: Union[str, Path]) -> Optional[Path]:
+    folder = Path(folder)
+    for name in ENTITY_VOCAB_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_entity_vocab(path: Union[str, Path]) -> EntityVocab:
+    """Read an entity vocabulary from a file, or from a checkpoint folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        found = find_entity_vocab_file(path)
+        if found is None:
+            raise FileNotFoundError(
+                f"No entity vocabulary in {path}: expected one of {list(ENTITY_VOCAB_FILES)}. "
+                "LUKE checkpoints ship entity_vocab.json next to config.json."
+            )
+        path = found
+    if not path.is_file():
+        raise FileNotFoundError(f"Entity vocabulary file not found: {path}")
+    if path.suffix == ".jsonl":
+        data = _read_jsonl(path)
+    elif path.suffix == ".tsv":
+        data = _read_tsv(path)
+    else:
+        data = _read_json(path)
+    return EntityVocab(data)
