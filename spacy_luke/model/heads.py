@@ -267,7 +267,12 @@ class LukeForQuestionAnswering(_TaskModel):
 
     def __init__(self, config: LukeConfig):
         super().__init__(config)
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        if config.num_labels != 2:
+            raise ValueError(
+                f"LukeForQuestionAnswering predicts start and end logits: it needs num_labels == 2, "
+                f"but the config has {config.num_labels} labels ({list(config.id2label.values())})."
+            )
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, start_positions=None, end_positions=None, **kwargs) -> LukeQuestionAnsweringOutput:
         inputs, return_dict = _split_kwargs(kwargs)
