@@ -11,7 +11,6 @@ applied in order, plus patterns of keys that are ignored.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -20,6 +19,8 @@ import torch
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+SAFETENSORS_PATTERNS = ("model.safetensors", "model-*.safetensors", "model.safetensors.index.json")
+BIN_PATTERNS = ("pytorch_model.bin", "pytorch_model-*.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = (
     "entity_vocab.json",
     "entity_vocab.tsv",
@@ -63,104 +64,25 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: the message names the file and the fix."""
 
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-def _looks_like_path(name: str) -> bool:
-    """A name that cannot be a hub repo id (``org/name``) is a local path."""
-    return not _REPO_ID.match(name) or ".." in name
-
-
 def resolve_checkpoint(
     name_or_path: Union[str, Path],
     *,
     revision: Optional[str] = None,
     cache_dir: Optional[Union[str, Path]] = None,
     local_files_only: Optional[bool] = None,
-    weights: bool = True,
+    token: Optional[Union[str, bool]] = None,
 ) -> Path:
     """A local folder holding the checkpoint: ``name_or_path`` itself, or the hub snapshot.
 
-    Hub downloads go through ``huggingface_hub``, which honours ``HF_HUB_OFFLINE`` and the
-    local cache (``HF_HOME`` / ``cache_dir``).
+    From the hub, the config, tokenizer files and safetensors weights are fetched; the
+    ``pytorch_model.bin`` weights only when the repo has no safetensors.
     """
-    path = Path(str(name_or_path)).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise CheckpointError(
-            f"{path} is a file; pass the checkpoint *folder* (with config.json and the weights)."
-        )
-    name = str(name_or_path)
-    if isinstance(name_or_path, Path) or _looks_like_path(name):
-        raise FileNotFoundError(f"Checkpoint folder not found: {path}")
-    return _download(name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, weights=weights)
+    from ..hub import resolve_folder
 
-
-def _download(repo_id, *, revision, cache_dir, local_files_only, weights) -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-    except ImportError:  # older huggingface_hub
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
-
-    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-
-    def get(filename: str) -> Optional[Path]:
-        try:
-            return Path(
-                hf_hub_download(
-                    repo_id,
-                    filename,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    local_files_only=bool(local_files_only),
-                )
-            )
-        except LocalEntryNotFoundError:
-            return None
-        except EntryNotFoundError:
-            return None
-
-    try:
-        config = get("config.json")
-    except Exception as err:  # network errors, unknown repo, bad revision, auth
-        raise OSError(
-            f"Could not download {repo_id!r} from the Hugging Face hub ({type(err).__name__}: {err}). "
-            "Check the repo id and revision, your network, or pass a local checkpoint folder instead."
-        ) from None
-    if config is None:
-        if offline:
-            raise OSError(
-                f"{repo_id!r} is not in the local Hugging Face cache and the hub is offline "
-                "(HF_HUB_OFFLINE=1 or local_files_only). Download it once with network access, "
-                "or pass a local checkpoint folder."
-            )
-        raise OSError(
-            f"{repo_id!r} could not be fetched (no config.json found, or no network). "
-            "Check the repo id, or pass a local checkpoint folder."
-        )
-    folder = config.parent
-    if weights:
-        found = False
-        for filename in (WEIGHT_FILES[0], INDEX_FILES[0], WEIGHT_FILES[1], INDEX_FILES[1]):
-            got = get(filename)
-            if got is None:
-                continue
-            if filename.endswith(".index.json"):
-                for shard in sorted(set(_read_index(got).values())):
-                    if get(shard) is None:
-                        raise OSError(f"{repo_id!r}: could not fetch weight shard {shard} (offline or missing).")
-            found = True
-            break
-        if not found:
-            raise OSError(
-                f"{repo_id!r} has no weights in the {'local cache' if offline else 'hub repo'} "
-                f"(looked for {list(INDEX_FILES + WEIGHT_FILES)})."
-            )
-    for filename in TOKENIZER_FILES:
-        get(filename)
+    settings = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token, what="checkpoint")
+    folder = resolve_folder(name_or_path, allow_patterns=("config.json",) + TOKENIZER_FILES + SAFETENSORS_PATTERNS, **settings)
+    if not any(folder.glob("*.safetensors")) and (folder / "config.json").is_file() and not Path(str(name_or_path)).is_dir():
+        folder = resolve_folder(name_or_path, allow_patterns=BIN_PATTERNS, **settings)
     return folder
 
 

@@ -1,0 +1,82 @@
+"""Byte-level BPE (GPT-2 / RoBERTa / LUKE) word pieces, run by the ``tokenizers`` library."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from .word_pieces import Offsets, WordPieceModel
+
+
+class ByteLevelBPE(WordPieceModel):
+    """``vocab.json`` + ``merges.txt`` byte-level BPE.
+
+    Args:
+        vocab_file: the ``vocab.json`` of the checkpoint (piece string -> id).
+        merges_file: the ``merges.txt`` of the checkpoint (one merge per line, after a
+            ``#version`` header).
+        add_prefix_space: encode the first word of a text as if a space preceded it (False
+            for LUKE, as for RoBERTa: ``"Hello"`` and ``" Hello"`` are different pieces).
+        unk_token: the piece used for bytes missing from the vocabulary.
+    """
+
+    def __init__(
+        self,
+        vocab_file: Union[str, Path],
+        merges_file: Union[str, Path],
+        *,
+        add_prefix_space: bool = False,
+        unk_token: Optional[str] = "<unk>",
+    ):
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+        with open(vocab_file, encoding="utf8") as f:
+            self.vocab: Dict[str, int] = json.load(f)
+        self._id_to_token = {idx: token for token, idx in self.vocab.items()}
+        model = models.BPE.from_file(
+            str(vocab_file),
+            str(merges_file),
+            unk_token=unk_token if unk_token in self.vocab else None,
+        )
+        tokenizer = Tokenizer(model)
+        # The prefix space is added by the caller (it depends on where a text is cut),
+        # so the pre-tokenizer never adds one itself.
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tokenizer.decoder = decoders.ByteLevel()
+        self._tokenizer = tokenizer
+        self.add_prefix_space = add_prefix_space
+        self.prefix_at_start = add_prefix_space
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> List[int]:
+        if not text:
+            return []
+        return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
+        if len(texts) < 8:
+            return [self.encode(text) for text in texts]
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [encoding.ids for encoding in encodings]
+
+    def encode_with_offsets(self, text: str) -> Tuple[List[int], Offsets]:
+        if not text:
+            return [], []
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        return encoding.ids, [tuple(offset) for offset in encoding.offsets]
+
+    def encode_word(self, word: str, after_space: bool) -> List[int]:
+        return self.encode(" " + word if after_space else word)
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        return self.vocab.get(token)
+
+    def id_to_token(self, index: int) -> Optional[str]:
+        return self._id_to_token.get(index)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of a sequence of piece ids."""
+        return self._tokenizer.decode(list(ids), skip_special_tokens=False)

@@ -1,0 +1,237 @@
+"""Encoding pre-tokenized (spaCy) text for LUKE, one token at a time, with a piece cache.
+
+The spaCy pipes hand over plain lists (``[t.text for t in doc]`` and
+``[t.whitespace_ for t in doc]``; spaCy is not imported here). Each token is encoded on its
+own, keyed by ``(token string, preceded by whitespace)``, and the result is cached, so a
+repeated token is never tokenized twice. For whitespace-separated text this gives the same
+pieces as encoding the whole text:
+
+- byte-level BPE: a token preceded by whitespace is encoded as ``" " + text`` (``Ġ`` prefix),
+  as RoBERTa/LUKE encode it inside running text; the first token gets no space unless the
+  tokenizer has ``add_prefix_space``;
+- sentencepiece: a token preceded by whitespace (or first) gets the ``▁`` prefix, a token glued
+  to the previous one (``do`` + ``n't``) does not.
+
+Whitespace-only tokens (spaCy's ``"\\n"`` or extra-space tokens) get no pieces: their piece
+range is empty, and the next token counts as preceded by whitespace.
+
+:meth:`DocEncoder.span_inputs` then builds what ``LukeTokenizer(task="entity_span_classification")``
+gives for the same text and spans, from token offsets and numpy arrays only.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .encoding import LukeEncoding, to_tensors
+from .luke_tokenizer import EntityAwareTokenizer
+
+PieceKey = Tuple[str, bool]
+
+
+@dataclass(frozen=True)
+class TokenPieces:
+    """Word pieces of a token sequence and the token -> piece alignment.
+
+    Attributes:
+        ids: the piece ids of all tokens, in order (int64, no ``<s>``/``</s>``).
+        starts: for each token, the index of its first piece in ``ids``.
+        ends: for each token, one past its last piece (``starts == ends`` for tokens
+            without pieces, e.g. whitespace tokens).
+    """
+
+    ids: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.starts)
+
+    def alignment(self) -> List[Tuple[int, int]]:
+        """``[(start, end), ...]``: the piece range of each token."""
+        return list(zip(self.starts.tolist(), self.ends.tolist()))
+
+
+class DocEncoder:
+    """Encodes token sequences with a LUKE/mLUKE tokenizer, caching pieces per token.
+
+    Args:
+        tokenizer: a :class:`~spacy_luke.tokenization.LukeTokenizer` or
+            :class:`~spacy_luke.tokenization.MLukeTokenizer`; its special ids, [MASK]
+            entity id, ``max_mention_length`` and ``model_max_length`` are used.
+        max_cache_size: the cache is emptied when it holds this many token keys.
+    """
+
+    def __init__(self, tokenizer: EntityAwareTokenizer, *, max_cache_size: int = 200_000):
+        self.tokenizer = tokenizer
+        self.word_pieces = tokenizer.word_pieces
+        self.first_after_space = bool(
+            tokenizer.add_prefix_space if hasattr(self.word_pieces, "add_prefix_space") else self.word_pieces.prefix_at_start
+        )
+        self.max_cache_size = max_cache_size
+        self._cache: Dict[PieceKey, Tuple[int, ...]] = {}
+
+    # ------------------------------------------------------------------ pieces
+
+    def pieces(self, text: str, after_space: bool) -> Tuple[int, ...]:
+        """The (cached) piece ids of one token string."""
+        key = (text, after_space)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self.max_cache_size:
+                self._cache.clear()
+            found = () if not text or text.isspace() else tuple(self.word_pieces.encode_word(text, after_space))
+            self._cache[key] = found
+        return found
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def encode_tokens(self, words: Sequence[str], spaces: Sequence[Union[bool, str]]) -> TokenPieces:
+        """Piece ids of a token sequence and each token's ``[start, end)`` piece range.
+
+        Args:
+            words: the token strings (spaCy ``token.text``).
+            spaces: for each token, its trailing whitespace (``token.whitespace_``) or a bool.
+        """
+        if len(words) != len(spaces):
+            raise ValueError(
+                f"words and spaces must have the same length (one whitespace flag per token); got "
+                f"{len(words)} words and {len(spaces)} flags."
+            )
+        cache = self._cache
+        piece_lists: List[Tuple[int, ...]] = []
+        after_space = self.first_after_space
+        for word, space in zip(words, spaces):
+            found = cache.get((word, after_space))
+            if found is None:
+                found = self.pieces(word, after_space)
+            piece_lists.append(found)
+            after_space = bool(space) or (bool(word) and word[-1].isspace())
+        n = len(piece_lists)
+        lengths = np.fromiter(map(len, piece_lists), dtype=np.int64, count=n)
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if n else 0
+        ids = np.fromiter(itertools.chain.from_iterable(piece_lists), dtype=np.int64, count=total)
+        return TokenPieces(ids=ids, starts=ends - lengths, ends=ends)
+
+    # ------------------------------------------------------------------ model inputs
+
+    def span_inputs(
+        self,
+        words: Sequence[str],
+        spaces: Sequence[Union[bool, str]],
+        spans: Union[np.ndarray, Sequence[Tuple[int, int]]],
+    ) -> Dict[str, np.ndarray]:
+        """Span-classification inputs for a window of tokens; see :meth:`span_inputs_from_pieces`."""
+        return self.span_inputs_from_pieces(self.encode_tokens(words, spaces), spans)
+
+    def span_inputs_from_pieces(
+        self, pieces: TokenPieces, spans: Union[np.ndarray, Sequence[Tuple[int, int]]]
+    ) -> Dict[str, np.ndarray]:
+        """Model inputs for entity span classification of ``spans`` (token ``[start, end)`` offsets).
+
+        The same values as ``LukeTokenizer(task="entity_span_classification")`` on the window
+        text with the spans' character offsets (no padding): ``input_ids`` (``<s>`` pieces
+        ``</s>``), ``attention_mask``, ``entity_ids`` ([MASK]), ``entity_attention_mask``,
+        ``entity_position_ids`` (piece positions, -1 padded to ``max_mention_length``),
+        ``entity_start_positions`` / ``entity_end_positions`` (first / last piece). All int64
+        numpy arrays; pad and stack several with :meth:`pad`.
+        """
+        tok = self.tokenizer
+        n_pieces = len(pieces.ids) + 2
+        if n_pieces > tok.model_max_length:
+            raise ValueError(
+                f"The window is {n_pieces} word pieces long (with <s> and </s>), more than "
+                f"model_max_length={tok.model_max_length}; encode fewer tokens per window."
+            )
+        spans = np.asarray(spans, dtype=np.int64)
+        if spans.size == 0:
+            spans = spans.reshape(0, 2)
+        if spans.ndim != 2 or spans.shape[1] != 2:
+            raise ValueError(f"spans must be an (n, 2) array of token [start, end) offsets, got shape {spans.shape}.")
+        span_starts, span_ends = spans[:, 0], spans[:, 1]
+        bad = (span_starts < 0) | (span_ends > pieces.n_tokens) | (span_starts >= span_ends)
+        if bad.any():
+            first_bad = spans[np.argmax(bad)].tolist()
+            raise ValueError(
+                f"Span {first_bad} is not a non-empty token range [start, end) inside the window of "
+                f"{pieces.n_tokens} tokens."
+            )
+        starts = pieces.starts[span_starts] + 1  # + 1 for <s>
+        ends = pieces.ends[span_ends - 1] + 1
+        mml = tok.max_mention_length
+        offsets = np.arange(mml, dtype=np.int64)
+        positions = starts[:, None] + offsets[None, :]
+        positions[offsets[None, :] >= (ends - starts)[:, None]] = -1
+        input_ids = np.empty(n_pieces, dtype=np.int64)
+        input_ids[0] = tok.cls_token_id
+        input_ids[1:-1] = pieces.ids
+        input_ids[-1] = tok.sep_token_id
+        n_spans = len(spans)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": np.ones(n_pieces, dtype=np.int64),
+            "entity_ids": np.full(n_spans, tok.entity_mask_token_id, dtype=np.int64),
+            "entity_attention_mask": np.ones(n_spans, dtype=np.int64),
+            "entity_position_ids": positions,
+            "entity_start_positions": starts,
+            "entity_end_positions": ends - 1,
+        }
+
+    def pad(
+        self,
+        batch: Sequence[Dict[str, np.ndarray]],
+        *,
+        return_tensors: Optional[str] = "np",
+        pad_to_multiple_of: Optional[int] = None,
+    ) -> LukeEncoding:
+        """Right-pad and stack :meth:`span_inputs_from_pieces` outputs (to the longest).
+
+        Words are padded with the pad token, entities with the [PAD] entity, positions with -1;
+        both attention masks mark padding with 0 explicitly.
+        """
+        if not batch:
+            raise ValueError("pad() needs at least one example.")
+        tok = self.tokenizer
+        word_len = max(len(x["input_ids"]) for x in batch)
+        entity_len = max(len(x["entity_ids"]) for x in batch)
+        if pad_to_multiple_of:
+            word_len = -(-word_len // pad_to_multiple_of) * pad_to_multiple_of
+            entity_len = -(-entity_len // pad_to_multiple_of) * pad_to_multiple_of
+        fills = {
+            "input_ids": tok.pad_token_id,
+            "attention_mask": 0,
+            "entity_ids": tok.entity_pad_token_id,
+            "entity_attention_mask": 0,
+            "entity_position_ids": -1,
+            "entity_start_positions": 0,
+            "entity_end_positions": 0,
+        }
+        out: Dict[str, np.ndarray] = {}
+        for key, fill in fills.items():
+            length = word_len if key in ("input_ids", "attention_mask") else entity_len
+            shape = (len(batch), length) + ((tok.max_mention_length,) if key == "entity_position_ids" else ())
+            array = np.full(shape, fill, dtype=np.int64)
+            for row, example in enumerate(batch):
+                value = example[key]
+                array[row, : len(value)] = value
+            out[key] = array
+        if return_tensors == "np":
+            return LukeEncoding(out)
+        if return_tensors == "pt":
+            import torch
+
+            return LukeEncoding({k: torch.from_numpy(v) for k, v in out.items()})
+        return to_tensors({k: v.tolist() for k, v in out.items()}, return_tensors, prepend_batch_axis=False)

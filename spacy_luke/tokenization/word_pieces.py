@@ -1,0 +1,51 @@
+"""The interface shared by the word-piece models (byte-level BPE, sentencepiece).
+
+A word-piece model turns plain text (no added tokens, no ``<s>``/``</s>``) into piece ids,
+optionally with character offsets. Added tokens, special tokens and entities are handled
+one layer up, in :mod:`spacy_luke.tokenization.luke_tokenizer`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import List, Optional, Sequence, Tuple
+
+Offsets = List[Tuple[int, int]]
+
+
+class WordPieceModel(ABC):
+    """Plain text to word-piece ids, backed by a fast library tokenizer."""
+
+    #: Whether the first word of a text is encoded as if a space preceded it.
+    prefix_at_start: bool = False
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids the model itself defines (added tokens come after)."""
+
+    @abstractmethod
+    def encode(self, text: str) -> List[int]:
+        """The piece ids of ``text``."""
+
+    def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
+        """The piece ids of each text."""
+        return [self.encode(text) for text in texts]
+
+    @abstractmethod
+    def encode_with_offsets(self, text: str) -> Tuple[List[int], Offsets]:
+        """The piece ids of ``text`` and each piece's ``(start, end)`` character offsets."""
+
+    @abstractmethod
+    def encode_word(self, word: str, after_space: bool) -> List[int]:
+        """The piece ids of one word, as it would be encoded inside running text.
+
+        ``after_space`` says whether whitespace precedes the word in that text.
+        """
+
+    @abstractmethod
+    def token_to_id(self, token: str) -> Optional[int]:
+        """The id of a piece string, or None when the model does not have it."""
+
+    @abstractmethod
+    def id_to_token(self, index: int) -> Optional[str]:
+        """The piece string of an id, or None."""

@@ -1,0 +1,124 @@
+"""DocEncoder: per-token cached pieces equal the tokenizer's output on the joined text."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from tokenizer_fixtures import WORDS, luke_dir, mluke_dir, tokenizer_root  # noqa: F401
+
+from spacy_luke.tokenization import DocEncoder, LukeTokenizer, MLukeTokenizer
+
+SENTENCES = [
+    "Beyoncé lives in Los Angeles , far from 東京 and Tokyoites 😀 — naïve café !".split(),
+    "The New York Times said Apple Inc. was founded by Steve Jobs in Cupertino , California .".split(),
+    "東京 は 日本 の 首都 です 。 서울 한국 👍🏽 ❤️ Zürich Ångström".split(),
+    ["Ölfeld"],
+]
+
+
+def _random_sentences(n: int, seed: int = 7):
+    rng = random.Random(seed)
+    return [[rng.choice(WORDS) for _ in range(rng.randint(1, 25))] for _ in range(n)]
+
+
+def _text_and_char_spans(words, token_spans):
+    """Whitespace-joined text and the char offsets of token [start, end) spans."""
+    starts, cursor = [], 0
+    for word in words:
+        starts.append(cursor)
+        cursor += len(word) + 1
+    text = " ".join(words)
+    return text, [(starts[s], starts[e - 1] + len(words[e - 1])) for s, e in token_spans]
+
+
+def _all_spans(n_tokens, max_len=3):
+    return [(s, e) for s in range(n_tokens) for e in range(s + 1, min(n_tokens, s + max_len) + 1)]
+
+
+@pytest.fixture(params=["luke", "mluke"])
+def tokenizer(request, luke_dir, mluke_dir):  # noqa: F811
+    if request.param == "luke":
+        return LukeTokenizer.from_pretrained(luke_dir, task="entity_span_classification", max_entity_length=512)
+    return MLukeTokenizer.from_pretrained(mluke_dir, task="entity_span_classification", max_entity_length=512)
+
+
+def test_span_inputs_equal_tokenizer(tokenizer):
+    encoder = DocEncoder(tokenizer)
+    for words in SENTENCES + _random_sentences(40):
+        spans = _all_spans(len(words))  # nested and overlapping, up to 3 tokens
+        text, char_spans = _text_and_char_spans(words, spans)
+        expected = tokenizer(text, entity_spans=char_spans, return_tensors="np")
+        got = encoder.span_inputs(words, [True] * (len(words) - 1) + [False], spans)
+        assert set(got) == set(expected)
+        for key, value in expected.items():
+            np.testing.assert_array_equal(got[key], value[0], err_msg=f"{key} for {text!r}")
+            assert got[key].dtype == np.int64
+
+
+def test_pad_equals_tokenizer_batch(tokenizer):
+    encoder = DocEncoder(tokenizer)
+    batch_words = [SENTENCES[0], SENTENCES[3], SENTENCES[1]]
+    batch_spans = [[(0, 1), (3, 5), (4, 5)], [(0, 1)], _all_spans(len(SENTENCES[1]), 2)]
+    texts, char_spans = zip(*(_text_and_char_spans(w, s) for w, s in zip(batch_words, batch_spans)))
+    expected = tokenizer(list(texts), entity_spans=list(char_spans), padding=True, return_tensors="np")
+    examples = [encoder.span_inputs(w, [" "] * len(w), s) for w, s in zip(batch_words, batch_spans)]
+    got = encoder.pad(examples)
+    assert set(got) == set(expected)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    as_torch = encoder.pad(examples, return_tensors="pt")
+    assert as_torch["input_ids"].dtype.is_floating_point is False
+    np.testing.assert_array_equal(as_torch["entity_position_ids"].numpy(), expected["entity_position_ids"])
+
+
+def test_alignment_and_cache(tokenizer):
+    encoder = DocEncoder(tokenizer)
+    words = "the city and the city and the city".split()
+    pieces = encoder.encode_tokens(words, [True] * len(words))
+    # one cache entry per (token string, preceded by whitespace): "the" at the start is its own
+    # entry for byte-level BPE, the same as " the" for sentencepiece (which marks the start too)
+    n_keys = 4 if not encoder.first_after_space else 3
+    assert encoder.cache_size == n_keys
+    again = encoder.encode_tokens(words, [True] * len(words))
+    assert encoder.cache_size == n_keys
+    np.testing.assert_array_equal(again.ids, pieces.ids)
+    for i, (start, end) in enumerate(pieces.alignment()):
+        after_space = i > 0 or encoder.first_after_space
+        assert tuple(pieces.ids[start:end]) == tuple(tokenizer.word_pieces.encode_word(words[i], after_space))
+    assert pieces.ends[-1] == len(pieces) and pieces.starts[0] == 0
+
+
+def test_glued_tokens_and_whitespace_tokens(luke_dir, mluke_dir):  # noqa: F811
+    luke = DocEncoder(LukeTokenizer.from_pretrained(luke_dir))
+    words = ["Tokyo", "is", "n't", "big", "\n", "city", "!"]
+    spaces = [" ", "", " ", "", "", "", ""]
+    pieces = luke.encode_tokens(words, spaces)
+    alignment = pieces.alignment()
+    assert alignment[4][0] == alignment[4][1]  # "\n" has no pieces
+    # byte-level BPE is lossless: the pieces spell the text, minus whitespace tokens
+    assert luke.word_pieces.decode(pieces.ids) == "Tokyo isn't big city!"
+    mluke = DocEncoder(MLukeTokenizer.from_pretrained(mluke_dir))
+    pieces = mluke.encode_tokens(words, spaces)
+    assert mluke.word_pieces.decode(pieces.ids) == "Tokyo isn't big city!"
+    glued = mluke.word_pieces.encode_word("n't", after_space=False)
+    spaced = mluke.word_pieces.encode_word("n't", after_space=True)
+    assert glued != spaced
+    assert not mluke.word_pieces.id_to_token(glued[0]).startswith("\u2581")
+    assert mluke.word_pieces.id_to_token(spaced[0]).startswith("\u2581")
+
+
+def test_doc_encoder_errors(luke_dir):  # noqa: F811
+    encoder = DocEncoder(LukeTokenizer.from_pretrained(luke_dir, model_max_length=12))
+    words = "a b c".split()
+    with pytest.raises(ValueError, match="same length"):
+        encoder.encode_tokens(words, [True])
+    with pytest.raises(ValueError, match="Span \\[2, 4\\] is not a non-empty token range"):
+        encoder.span_inputs(words, [True] * 3, [(0, 1), (2, 4)])
+    with pytest.raises(ValueError, match="Span \\[1, 1\\]"):
+        encoder.span_inputs(words, [True] * 3, [(1, 1)])
+    with pytest.raises(ValueError, match="more than model_max_length=12; encode fewer tokens"):
+        encoder.span_inputs(["word"] * 20, [True] * 20, [(0, 1)])
+    empty = encoder.span_inputs(words, [True] * 3, [])
+    assert empty["entity_position_ids"].shape == (0, encoder.tokenizer.max_mention_length)
