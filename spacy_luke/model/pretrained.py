@@ -149,14 +149,15 @@ class PretrainedMixin:
             if name is None:
                 unexpected.append(key)
                 continue
+            if relabeled and canonical.startswith("classifier."):
+                unexpected.append(key)  # new labels: the head is initialized afresh below
+                continue
             rows = keep_rows if keep_rows is not None and canonical in ENTITY_ROW_KEYS else None
             shape = source.shape(key)
             if rows is not None:
                 shape = (len(rows),) + tuple(shape[1:])
             expected = tuple(params[name].shape)
             if tuple(shape) != expected:
-                if relabeled and canonical.startswith("classifier."):
-                    continue  # new labels: this head is initialized afresh below
                 raise CheckpointError(
                     f"{source.path}: tensor {key!r} has shape {tuple(shape)}, but config.json implies {expected} "
                     f"for {cls.__name__}.{name}. The weights do not match the config (or this model class): "

@@ -1,0 +1,114 @@
+"""Thinc glue: a registered architecture that holds a LUKE torch module for a spaCy pipe.
+
+The architecture only records settings. The torch module is built from a checkpoint when the
+pipe loads its weights (``initialize``, first use, or ``from_disk``) and is then wrapped with
+thinc's ``PyTorchWrapper_v2``, so spaCy's optimizer, ``use_params`` and GPU handling apply.
+torch is imported only when a module is attached.
+
+Input: a padded batch (``LukeBatch``: a dict of int64 numpy arrays, the model's forward
+keywords). Output: the float array the head produces (``output``: "logits" for the
+classification heads, "entity_last_hidden_state" for entity vectors).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+from spacy.util import registry
+from thinc.api import Model
+
+LukeBatch = Dict[str, np.ndarray]
+LukeHeadModel = Model[LukeBatch, Any]
+
+OUTPUTS = ("logits", "entity_last_hidden_state")
+
+
+def build_luke_head_model(
+    name: str, *, head: str, output: str = "logits", mixed_precision: bool = False, grad_scaler_config: Optional[dict] = None
+) -> LukeHeadModel:
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r}: choose one of {OUTPUTS}.")
+    return Model(
+        name,
+        _forward,
+        attrs={
+            "head": head,
+            "output": output,
+            "mixed_precision": mixed_precision,
+            "grad_scaler_config": dict(grad_scaler_config or {}),
+        },
+    )
+
+
+@registry.architectures("spacy-luke.EntitySpanClassifier.v1")
+def entity_span_classifier(mixed_precision: bool = False, grad_scaler_config: dict = {}) -> LukeHeadModel:
+    """LUKE with the entity-span classification head (NER): logits per candidate span.
+
+    mixed_precision (bool): run the forward pass under torch autocast (CUDA only).
+    grad_scaler_config (dict): settings of thinc's PyTorchGradScaler for mixed-precision training.
+    """
+    return build_luke_head_model(
+        "luke_entity_span_classifier",
+        head="LukeForEntitySpanClassification",
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+def has_torch_module(model: LukeHeadModel) -> bool:
+    return bool(model.layers)
+
+
+def get_torch_module(model: LukeHeadModel):
+    """The LUKE torch module (a ``Luke*`` class instance) held by ``model``."""
+    if not model.layers:
+        raise ValueError(f"The {model.name} model has no weights yet: initialize the pipe first.")
+    return model.layers[0].shims[0]._model.luke_model
+
+
+def set_torch_module(model: LukeHeadModel, luke_model) -> None:
+    """Attach (or replace) the torch module, on thinc's current device."""
+    import torch
+    from thinc.api import ArgsKwargs, PyTorchGradScaler, PyTorchWrapper_v2, get_torch_default_device, torch2xp, xp2torch
+
+    output = model.attrs["output"]
+    device = get_torch_default_device()
+
+    class _Output(torch.nn.Module):
+        """Calls the LUKE model and returns the one tensor the pipe uses."""
+
+        def __init__(self, luke_model):
+            super().__init__()
+            self.luke_model = luke_model
+
+        def forward(self, **inputs):
+            return getattr(self.luke_model(**inputs), output)
+
+    def convert_inputs(_model, X: LukeBatch, is_train: bool):
+        kwargs = {key: xp2torch(model.ops.asarray(value), device=device) for key, value in X.items()}
+        return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: X
+
+    def convert_outputs(_model, inputs_outputs, is_train: bool):
+        _, Y_torch = inputs_outputs
+
+        def backprop(dY):
+            return ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": xp2torch(dY, device=device)})
+
+        return torch2xp(Y_torch.float()), backprop
+
+    scaler = PyTorchGradScaler(**model.attrs["grad_scaler_config"]) if model.attrs["mixed_precision"] else None
+    wrapper = PyTorchWrapper_v2(
+        _Output(luke_model.to(device)),
+        convert_inputs=convert_inputs,
+        convert_outputs=convert_outputs,
+        mixed_precision=model.attrs["mixed_precision"],
+        grad_scaler=scaler,
+        device=device,
+    )
+    model._layers[:] = [wrapper]
+
+
+def _forward(model: LukeHeadModel, X: LukeBatch, is_train: bool):
+    if not model.layers:
+        raise ValueError(f"The {model.name} model has no weights yet: initialize the pipe first.")
+    return model.layers[0](X, is_train)

@@ -1,0 +1,258 @@
+"""What every LUKE pipe shares: weights loaded late, self-contained serialization, batched passes.
+
+- Constructing a pipe loads nothing. Weights load in ``initialize()`` (from ``pretrained`` or
+  the ``loader`` of ``[initialize.components.NAME]``), or on first use when ``pretrained`` is set,
+  or in ``from_disk`` / ``from_bytes`` from the pipe's own saved copy.
+- A saved pipe is a Hugging Face-layout folder (config.json, model.safetensors, tokenizer files,
+  entity_vocab.json) plus ``cfg``: ``spacy.load`` never needs the network or the original folder.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import srsly
+from spacy import util
+from spacy.errors import Errors
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+from thinc.api import Model
+
+from ..layers.luke_model import get_torch_module, has_torch_module, set_torch_module
+from .loaders import LukeCheckpoint
+
+# Files of a checkpoint folder that describe the tokenizer (copied into a saved pipe).
+TOKENIZER_FILES = (
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "tokenizer.json",
+)
+MODEL_DIR = "luke"
+
+
+def load_tokenizer(folder: Path, **settings):
+    """The word+entity tokenizer of a LUKE checkpoint folder (LUKE BPE, mLUKE sentencepiece, ...)."""
+    from .. import tokenization
+
+    chooser = getattr(tokenization, "load_tokenizer", None)
+    if chooser is not None:
+        return chooser(folder, **settings)
+    if (Path(folder) / "sentencepiece.bpe.model").is_file():
+        return tokenization.MLukeTokenizer.from_pretrained(folder, **settings)
+    return tokenization.LukeTokenizer.from_pretrained(folder, **settings)
+
+
+class LukePipe(TrainablePipe):
+    """Base class of the LUKE pipes. Subclasses set ``head`` and the task logic."""
+
+    head: str = "LukeModel"
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str,
+        *,
+        pretrained: Optional[str],
+        lite: bool = False,
+        freeze_encoder: bool = False,
+        max_entities_per_pass: int = 128,
+        max_batch_cost: int = 16384,
+        scorer: Optional[Callable] = None,
+        **cfg: Any,
+    ):
+        if max_entities_per_pass < 1:
+            raise ValueError(f"[{name}] max_entities_per_pass must be at least 1, got {max_entities_per_pass}.")
+        if max_batch_cost < 1:
+            raise ValueError(f"[{name}] max_batch_cost must be positive, got {max_batch_cost}.")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {
+            "pretrained": pretrained,
+            "lite": lite,
+            "freeze_encoder": freeze_encoder,
+            "max_entities_per_pass": max_entities_per_pass,
+            "max_batch_cost": max_batch_cost,
+            "labels": [],
+            **cfg,
+        }
+        self._tokenizer = None
+        self._encoder = None
+        # The tokenizer files' bytes, kept so a saved pipe never needs the original folder.
+        self._tokenizer_files: Dict[str, bytes] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._tokenizer is not None and has_torch_module(self.model)
+
+    @property
+    def luke_model(self):
+        """The torch LUKE model (loads the weights if needed)."""
+        self._ensure_loaded()
+        return get_torch_module(self.model)
+
+    @property
+    def tokenizer(self):
+        self._ensure_loaded()
+        return self._tokenizer
+
+    @property
+    def doc_encoder(self):
+        self._ensure_loaded()
+        return self._encoder
+
+    def _ensure_loaded(self) -> None:
+        if self.is_loaded:
+            return
+        if not self.cfg.get("pretrained"):
+            raise ValueError(
+                f"[{self.name}] has no weights: set `pretrained` (a hub id or a local LUKE folder) in the "
+                f"pipe's config, or call nlp.initialize() with a loader in [initialize.components.{self.name}]."
+            )
+        self._load(LukeCheckpoint(self.cfg["pretrained"], lite=self.cfg["lite"]))
+
+    def _tokenizer_settings(self) -> Dict[str, Any]:
+        return {}
+
+    def _model_config(self, checkpoint_config):
+        """The config to build the head with (subclasses set labels here); None keeps the checkpoint's."""
+        return None
+
+    def _load(self, checkpoint: LukeCheckpoint) -> None:
+        from .. import model as luke_models
+
+        folder = checkpoint.resolve()
+        tokenizer = load_tokenizer(folder, lite=checkpoint.lite, **self._tokenizer_settings())
+        from ..model import LukeConfig
+
+        config = self._model_config(LukeConfig.from_json_file(folder / "config.json"))
+        cls = getattr(luke_models, self.head)
+        luke_model = cls.from_pretrained(folder, lite=checkpoint.lite, config=config, revision=checkpoint.revision)
+        self._attach(luke_model, tokenizer, folder)
+
+    def _attach(self, luke_model, tokenizer, folder: Path) -> None:
+        from ..tokenization import DocEncoder
+
+        if self.cfg["freeze_encoder"]:
+            for param in luke_model.luke.parameters() if hasattr(luke_model, "luke") else luke_model.parameters():
+                param.requires_grad_(False)
+        set_torch_module(self.model, luke_model)
+        self._tokenizer = tokenizer
+        self._encoder = DocEncoder(tokenizer)
+        self._tokenizer_files = {name: (folder / name).read_bytes() for name in TOKENIZER_FILES if (folder / name).is_file()}
+        self._after_load(luke_model)
+
+    def _after_load(self, luke_model) -> None:
+        """Hook: read labels etc. from the loaded model."""
+
+    # ------------------------------------------------------------------ running passes
+
+    def _run_batches(self, inputs: List[Dict[str, np.ndarray]], *, is_train: bool = False):
+        """Run padded batches of ``inputs`` (one dict per pass); yields (indices, outputs, backprop)."""
+        from .windows import batch_by_cost
+
+        costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
+        for batch in batch_by_cost(costs, self.cfg["max_batch_cost"]):
+            padded = dict(self._encoder.pad([inputs[i] for i in batch], return_tensors="np"))
+            if is_train:
+                outputs, backprop = self.model.begin_update(padded)
+            else:
+                outputs, backprop = self.model.predict(padded), None
+            yield batch, self.model.ops.to_numpy(outputs), backprop
+
+    # ------------------------------------------------------------------ serialization
+
+    def _save_folder(self, folder: Path) -> None:
+        self._ensure_loaded()
+        folder.mkdir(parents=True, exist_ok=True)
+        get_torch_module(self.model).save_pretrained(folder)
+        for name, data in self._tokenizer_files.items():
+            (folder / name).write_bytes(data)
+        # The entity vocabulary the model was loaded with (pruned when lite).
+        srsly.write_json(folder / "entity_vocab.json", self._tokenizer.entity_vocab.to_dict())
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = util.ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        if "model" not in exclude:
+            self._save_folder(path / MODEL_DIR)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "LukePipe":
+        path = util.ensure_path(path)
+        if (path / "cfg").is_file():
+            self.cfg.update(srsly.read_json(path / "cfg"))
+        if "model" not in exclude:
+            if not (path / MODEL_DIR / "config.json").is_file():
+                raise ValueError(f"[{self.name}] {path} holds no saved LUKE model ({MODEL_DIR}/config.json is missing).")
+            # The saved entity vocabulary is already pruned: load it as is.
+            self._load_saved(path / MODEL_DIR)
+        return self
+
+    def _load_saved(self, folder: Path) -> None:
+        from .. import model as luke_models
+
+        tokenizer = load_tokenizer(folder, **self._tokenizer_settings())
+        luke_model = getattr(luke_models, self.head).from_pretrained(folder)
+        self._attach(luke_model, tokenizer, folder)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            files = {
+                str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
+            }
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LukePipe":
+        files = srsly.msgpack_loads(bytes_data)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                target = Path(tmp) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.from_disk(tmp, exclude=exclude)
+        return self
+
+    # ------------------------------------------------------------------ training plumbing
+
+    def finish_update(self, sgd) -> None:
+        self.model.finish_update(sgd)
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(Errors.E187)
+        if label in self.cfg["labels"]:
+            return 0
+        self.cfg["labels"] = list(self.cfg["labels"]) + [label]
+        return 1
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        if not self.cfg["labels"] and not self.is_loaded and self.cfg.get("pretrained"):
+            # Before first use: the checkpoint's labels, read from its config.json (no weights).
+            from ..model import LukeConfig
+
+            folder = LukeCheckpoint(self.cfg["pretrained"]).resolve()
+            return tuple(self._labels_of(LukeConfig.from_json_file(folder / "config.json")))
+        return tuple(self.cfg["labels"])
+
+    def _labels_of(self, config) -> List[str]:
+        """The pipe's labels given a checkpoint config (all of id2label by default)."""
+        return [config.id2label[i] for i in sorted(config.id2label)]
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)

@@ -1,0 +1,421 @@
+"""``luke_ner``: named entity recognition with LUKE's entity span classification.
+
+Every candidate span (by default every span of up to ``max_mention_length`` tokens inside a
+sentence) becomes a [MASK] entity over its word pieces; the head classifies each from its
+first and last word states and its entity state. Decoding is the reference LUKE procedure:
+drop spans whose argmax is the non-entity class (``NIL`` or ``O``), sort the rest by their max
+logit, accept greedily without overlap (and without overlapping entities that are kept).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.language import Language
+from spacy.pipeline.trainable_pipe import TrainablePipe
+from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from thinc.api import Config, Model, Ragged, get_current_ops
+
+from ..tokenization.doc_encoder import TokenPieces
+from .base import LukePipe
+from .candidates import Suggester, sentence_bounds, sentence_spans, split_ragged
+from .extensions import install_extensions
+from .loaders import LukeCheckpoint
+from .windows import Pass, plan_windows, split_passes
+
+NIL_LABELS = ("NIL", "O")
+
+DEFAULT_NER_MODEL = Config().from_str(
+    """
+[model]
+@architectures = "spacy-luke.EntitySpanClassifier.v1"
+mixed_precision = false
+"""
+)["model"]
+
+
+@dataclass
+class SpanScores:
+    """Candidate spans of one doc and their logits (rows of unscored spans are not ``scored``)."""
+
+    spans: np.ndarray  # (n, 2) token [start, end)
+    logits: np.ndarray  # (n, n_labels) float32
+    scored: np.ndarray  # (n,) bool
+
+
+@Language.factory(
+    "luke_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.luke_score"],
+    default_config={
+        "model": DEFAULT_NER_MODEL,
+        "pretrained": None,
+        "candidates": None,
+        "max_mention_length": 16,
+        "max_entities_per_pass": 128,
+        "max_batch_cost": 16384,
+        "overwrite": False,
+        "spans_key": None,
+        "lite": True,
+        "freeze_encoder": False,
+        "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_luke_ner(
+    nlp: Language,
+    name: str,
+    model: Model,
+    pretrained: Optional[str],
+    candidates: Optional[Suggester],
+    max_mention_length: int,
+    max_entities_per_pass: int,
+    max_batch_cost: int,
+    overwrite: bool,
+    spans_key: Optional[str],
+    lite: bool,
+    freeze_encoder: bool,
+    scorer: Optional[Callable],
+) -> "LukeNER":
+    """LUKE named entity recognition.
+
+    model (Model): the LUKE span classifier architecture (spacy-luke.EntitySpanClassifier.v1).
+    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
+    candidates (Optional[Suggester]): spans to classify; default: all spans of up to max_mention_length tokens within a sentence.
+    max_mention_length (int): longest default candidate, in tokens.
+    max_entities_per_pass (int): candidate spans per model input; more spans reuse the same words in further passes.
+    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
+    overwrite (bool): replace existing doc.ents instead of keeping them.
+    spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents.
+    lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
+    freeze_encoder (bool): train only the classification head.
+    scorer (Optional[Callable]): the scoring function.
+    """
+    return LukeNER(
+        nlp.vocab,
+        model,
+        name,
+        pretrained=pretrained,
+        candidates=candidates,
+        max_mention_length=max_mention_length,
+        max_entities_per_pass=max_entities_per_pass,
+        max_batch_cost=max_batch_cost,
+        overwrite=overwrite,
+        spans_key=spans_key,
+        lite=lite,
+        freeze_encoder=freeze_encoder,
+        scorer=scorer,
+    )
+
+
+class LukeNER(LukePipe):
+    head = "LukeForEntitySpanClassification"
+
+    def __init__(
+        self,
+        vocab,
+        model: Model,
+        name: str = "luke_ner",
+        *,
+        pretrained: Optional[str] = None,
+        candidates: Optional[Suggester] = None,
+        max_mention_length: int = 16,
+        overwrite: bool = False,
+        spans_key: Optional[str] = None,
+        **settings: Any,
+    ):
+        if max_mention_length < 1:
+            raise ValueError(f"[{name}] max_mention_length must be at least 1, got {max_mention_length}.")
+        super().__init__(
+            vocab,
+            model,
+            name,
+            pretrained=pretrained,
+            max_mention_length=max_mention_length,
+            overwrite=overwrite,
+            spans_key=spans_key,
+            **settings,
+        )
+        self.candidates = candidates
+        self._id2label: List[str] = []
+        self._nil = -1
+        install_extensions()
+
+    # ------------------------------------------------------------------ labels
+
+    def _model_config(self, checkpoint_config):
+        wanted = list(self.cfg["labels"])
+        have = [label for label in checkpoint_config.id2label.values() if label not in NIL_LABELS]
+        if not wanted or sorted(wanted) == sorted(have):
+            return None
+        return checkpoint_config.with_labels(["NIL"] + wanted)
+
+    def _labels_of(self, config) -> List[str]:
+        return [config.id2label[i] for i in sorted(config.id2label) if config.id2label[i] not in NIL_LABELS]
+
+    def _after_load(self, luke_model) -> None:
+        id2label = luke_model.config.id2label
+        labels = [id2label[i] for i in range(len(id2label))]
+        nil = [i for i, label in enumerate(labels) if label in NIL_LABELS]
+        if len(nil) != 1:
+            raise ValueError(
+                f"[{self.name}] the checkpoint's labels {labels} need exactly one non-entity class named "
+                f"{' or '.join(NIL_LABELS)} for span classification NER. Train the pipe with your labels "
+                "(nlp.initialize with labels) to get a new head."
+            )
+        self._id2label = labels
+        self._nil = nil[0]
+        self.cfg["labels"] = [label for i, label in enumerate(labels) if i != self._nil]
+
+    # ------------------------------------------------------------------ candidates and inputs
+
+    def _candidates(self, docs: Sequence[Doc]) -> List[np.ndarray]:
+        if self.candidates is None:
+            return [sentence_spans(doc, self.cfg["max_mention_length"]) for doc in docs]
+        per_doc = split_ragged(self.candidates(docs, ops=get_current_ops()))
+        for doc, spans in zip(docs, per_doc):
+            if len(spans) and (spans.min() < 0 or spans[:, 1].max() > len(doc) or (spans[:, 0] >= spans[:, 1]).any()):
+                raise ValueError(f"[{self.name}] the candidates suggester returned spans outside the doc or empty: {spans.tolist()[:5]}")
+        return per_doc
+
+    def _word_budget(self) -> int:
+        config = self.luke_model.config
+        positions = config.max_position_embeddings - config.pad_token_id - 1
+        return min(self._tokenizer.model_max_length, positions) - 2
+
+    def _passes(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Tuple[List[Pass], List[Dict[str, np.ndarray]], List[np.ndarray]]:
+        encoder = self.doc_encoder
+        budget = self._word_budget()
+        passes: List[Pass] = []
+        inputs: List[Dict[str, np.ndarray]] = []
+        dropped: List[np.ndarray] = []
+        for d, (doc, spans) in enumerate(zip(docs, candidates)):
+            if len(doc) == 0 or len(spans) == 0:
+                dropped.append(np.zeros(0, dtype=np.int64))
+                continue
+            pieces = encoder.encode_tokens([t.text for t in doc], [t.whitespace_ for t in doc])
+            windows, lost = plan_windows(pieces.starts, pieces.ends, sentence_bounds(doc), spans, budget)
+            dropped.append(lost)
+            for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
+                start, end = p.window
+                first, last = int(pieces.starts[start]), int(pieces.ends[end - 1])
+                window = TokenPieces(
+                    ids=pieces.ids[first:last],
+                    starts=pieces.starts[start:end] - first,
+                    ends=pieces.ends[start:end] - first,
+                )
+                passes.append(p)
+                inputs.append(encoder.span_inputs_from_pieces(window, spans[p.span_indices] - start))
+        return passes, inputs, dropped
+
+    # ------------------------------------------------------------------ predict / annotate
+
+    def predict(self, docs: Iterable[Doc]) -> List[SpanScores]:
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [SpanScores(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
+        self._ensure_loaded()
+        candidates = self._candidates(docs)
+        passes, inputs, _ = self._passes(docs, candidates)
+        n_labels = len(self._id2label)
+        results = [
+            SpanScores(spans, np.zeros((len(spans), n_labels), dtype=np.float32), np.zeros(len(spans), dtype=bool))
+            for spans in candidates
+        ]
+        for batch, logits, _ in self._run_batches(inputs):
+            for row, i in enumerate(batch):
+                p = passes[i]
+                result = results[p.doc_index]
+                result.logits[p.span_indices] = logits[row, : len(p.span_indices)]
+                result.scored[p.span_indices] = True
+        return results
+
+    def decode(self, doc: Doc, scores: SpanScores, kept: Sequence[Span] = ()) -> List[Tuple[int, int, int, float]]:
+        """``(start, end, label index, probability)`` of the accepted spans, in doc order."""
+        if len(scores.spans) == 0:
+            return []
+        logits = scores.logits
+        best = logits.argmax(axis=1)
+        keep = np.flatnonzero(scores.scored & (best != self._nil))
+        if len(keep) == 0:
+            return []
+        max_logit = logits[keep, best[keep]]
+        order = keep[np.argsort(-max_logit, kind="stable")]
+        shifted = np.exp(logits[order] - logits[order].max(axis=1, keepdims=True))
+        probs = shifted[np.arange(len(order)), best[order]] / shifted.sum(axis=1)
+        occupied = np.zeros(len(doc), dtype=bool)
+        for span in kept:
+            occupied[span.start : span.end] = True
+        accepted = []
+        for i, prob in zip(order.tolist(), probs.tolist()):
+            start, end = int(scores.spans[i, 0]), int(scores.spans[i, 1])
+            if not occupied[start:end].any():
+                occupied[start:end] = True
+                accepted.append((start, end, int(best[i]), float(prob)))
+        return sorted(accepted)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: List[SpanScores]) -> None:
+        spans_key = self.cfg["spans_key"]
+        for doc, doc_scores in zip(docs, scores):
+            kept = [] if (self.cfg["overwrite"] or spans_key) else list(doc.ents)
+            accepted = self.decode(doc, doc_scores, kept)
+            new_spans = []
+            for start, end, label, prob in accepted:
+                span = Span(doc, start, end, label=self._id2label[label])
+                span._.luke_score = prob
+                new_spans.append(span)
+            if spans_key:
+                doc.spans[spans_key] = SpanGroup(
+                    doc, name=spans_key, spans=new_spans, attrs={"scores": np.asarray([s._.luke_score for s in new_spans], dtype="f")}
+                )
+            else:
+                doc.set_ents(sorted(kept + new_spans, key=lambda s: s.start), default="outside")
+
+    # ------------------------------------------------------------------ training
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        loader: Optional[LukeCheckpoint] = None,
+    ) -> None:
+        """Load the weights (from ``loader`` or ``pretrained``) and set the labels.
+
+        labels: the entity labels (from ``spacy init labels``); by default those of the training
+        data, else the checkpoint's. A checkpoint whose labels differ gets a new head.
+        """
+        validate_get_examples(get_examples, "LukeNER.initialize")
+        if labels is None:
+            found = set()
+            for example in get_examples():
+                found.update(ent.label_ for ent in example.reference.ents)
+            labels = sorted(found)
+        labels = [label for label in labels if label not in NIL_LABELS]
+        if labels:
+            self.cfg["labels"] = list(labels)
+        if loader is None:
+            if not self.cfg.get("pretrained"):
+                raise ValueError(
+                    f"[{self.name}] needs weights to initialize: set `pretrained` in [components.{self.name}] "
+                    f"or a loader in [initialize.components.{self.name}] "
+                    '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
+                )
+            loader = LukeCheckpoint(self.cfg["pretrained"])
+        self._load(LukeCheckpoint(loader.name_or_path, revision=loader.revision, lite=loader.lite or self.cfg["lite"]))
+
+    def _gold(self, example: Example, spans: np.ndarray) -> np.ndarray:
+        """The gold label index of each candidate (NIL when it is not a gold entity); -1 when unknown."""
+        targets = np.full(len(spans), self._nil, dtype=np.int64)
+        reference = example.reference
+        spans_key = self.cfg["spans_key"]
+        if spans_key and spans_key in reference.spans:
+            gold_spans = reference.spans[spans_key]
+        elif reference.has_annotation("ENT_IOB"):
+            gold_spans = reference.ents
+        else:
+            targets[:] = -1
+            return targets
+        label2id = {label: i for i, label in enumerate(self._id2label)}
+        gold = {}
+        for span in example.get_aligned_spans_y2x(gold_spans, allow_overlap=True):
+            if span.label_ not in label2id:
+                raise ValueError(
+                    f"[{self.name}] the training data has the label {span.label_!r}, which the pipe does not "
+                    f"have ({self.labels}). Add it before nlp.initialize() or pass all labels to initialize."
+                )
+            gold[(span.start, span.end)] = label2id[span.label_]
+        if gold:
+            for i, (start, end) in enumerate(spans.tolist()):
+                targets[i] = gold.get((start, end), self._nil)
+        return targets
+
+    def get_loss(self, examples: Iterable[Example], scores: List[SpanScores]) -> Tuple[float, List[np.ndarray]]:
+        """Mean cross entropy over the scored candidates with known gold; gradients per doc."""
+        examples = list(examples)
+        targets = [self._gold(eg, s.spans) for eg, s in zip(examples, scores)]
+        total = sum(int(((t >= 0) & s.scored).sum()) for t, s in zip(targets, scores))
+        loss, grads = 0.0, []
+        for target, s in zip(targets, scores):
+            loss_part, grad = _cross_entropy(s.logits, target, s.scored, max(total, 1))
+            loss += loss_part
+            grads.append(grad)
+        return loss, grads
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "LukeNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        self._ensure_loaded()
+        docs = [eg.predicted for eg in examples]
+        candidates = self._candidates(docs)
+        targets = [self._gold(eg, spans) for eg, spans in zip(examples, candidates)]
+        passes, inputs, _ = self._passes(docs, candidates)
+        pass_targets = [targets[p.doc_index][p.span_indices] for p in passes]
+        total = max(1, sum(int((t >= 0).sum()) for t in pass_targets))
+        loss = 0.0
+        for batch, logits, backprop in self._run_batches(inputs, is_train=True):
+            d_logits = np.zeros_like(logits)
+            for row, i in enumerate(batch):
+                n = len(passes[i].span_indices)
+                part, grad = _cross_entropy(logits[row, :n], pass_targets[i], np.ones(n, dtype=bool), total)
+                loss += part
+                d_logits[row, :n] = grad
+            backprop(self.model.ops.asarray(d_logits))
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray, normalizer: int) -> Tuple[float, np.ndarray]:
+    """Summed cross entropy / normalizer over rows with ``mask`` and ``targets >= 0``, and its gradient."""
+    grad = np.zeros_like(logits, dtype=np.float32)
+    rows = np.flatnonzero(mask & (targets >= 0))
+    if len(rows) == 0:
+        return 0.0, grad
+    z = logits[rows] - logits[rows].max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    picked = probs[np.arange(len(rows)), targets[rows]]
+    loss = float(-np.log(np.clip(picked, 1e-12, None)).sum() / normalizer)
+    probs[np.arange(len(rows)), targets[rows]] -= 1.0
+    grad[rows] = probs / normalizer
+    return loss, grad
+
+
+@registry.scorers("spacy-luke.ner_scorer.v1")
+def make_ner_scorer() -> Callable:
+    """Entity P/R/F overall and per type (``ents_p/r/f``, ``ents_per_type``); from doc.spans[spans_key] when set."""
+
+    def score(examples: Iterable[Example], *, spans_key: Optional[str] = None, **kwargs) -> Dict[str, Any]:
+        if not spans_key:
+            return get_ner_prf(examples)
+        scores = Scorer.score_spans(
+            examples,
+            f"spans_{spans_key}",
+            getter=lambda doc, attr: doc.spans[spans_key] if spans_key in doc.spans else [],
+            has_annotation=lambda doc: spans_key in doc.spans,
+            allow_overlap=False,
+        )
+        prefix = f"spans_{spans_key}_"
+        for key in ("p", "r", "f", "per_type"):
+            scores[f"ents_{key}"] = scores.get(prefix + key)
+        return scores
+
+    return score
