@@ -9,7 +9,6 @@ Input: a padded batch (``LukeBatch``: a dict of int64 numpy arrays, the model's 
 keywords). Output: the float array the head produces (``output``: "logits" for the
 classification heads, "entity_last_hidden_state" for entity vectors).
 """
-from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional
 
@@ -66,9 +65,27 @@ def get_torch_module(model: LukeHeadModel):
     return model.layers[0].shims[0]._model.luke_model
 
 
+_FORK_HOOK_INSTALLED = False
+
+
+def _single_threaded_after_fork() -> None:
+    """torch's OpenMP pool is not fork-safe: a forked child (``nlp.pipe(n_process=2)``) that
+    used it would hang. Children run torch single-threaded, as one process per core intends."""
+    global _FORK_HOOK_INSTALLED
+    if not _FORK_HOOK_INSTALLED:
+        import os
+
+        import torch
+
+        os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+        _FORK_HOOK_INSTALLED = True
+
+
 def set_torch_module(model: LukeHeadModel, luke_model) -> None:
     """Attach (or replace) the torch module, on thinc's current device."""
     import torch
+
+    _single_threaded_after_fork()
     from thinc.api import ArgsKwargs, PyTorchGradScaler, PyTorchWrapper_v2, get_torch_default_device, torch2xp, xp2torch
 
     output = model.attrs["output"]

@@ -241,12 +241,12 @@ class LukePipe(TrainablePipe):
 
     @property
     def labels(self) -> Tuple[str, ...]:
-        if not self.cfg["labels"] and not self.is_loaded and self.cfg.get("pretrained"):
-            # Before first use: the checkpoint's labels, read from its config.json (no weights).
+        pretrained = self.cfg.get("pretrained")
+        if not self.cfg["labels"] and not self.is_loaded and pretrained and (Path(pretrained) / "config.json").is_file():
+            # Before first use, for a local checkpoint: its labels, from config.json (no weights read).
             from ..model import LukeConfig
 
-            folder = LukeCheckpoint(self.cfg["pretrained"]).resolve()
-            return tuple(self._labels_of(LukeConfig.from_json_file(folder / "config.json")))
+            return tuple(self._labels_of(LukeConfig.from_json_file(Path(pretrained) / "config.json")))
         return tuple(self.cfg["labels"])
 
     def _labels_of(self, config) -> List[str]:

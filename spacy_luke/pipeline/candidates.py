@@ -4,7 +4,6 @@ The data of the Ragged is an ``(n, 2)`` int array of token ``[start, end)`` offs
 lengths the number of spans of each doc, so spaCy's own suggesters
 (``spacy.ngram_range_suggester.v1`` ...) plug into the LUKE pipes unchanged.
 """
-from __future__ import annotations
 
 from typing import Callable, Iterable, List, Optional
 

@@ -9,11 +9,10 @@ Used in a training config as::
 It only names the checkpoint; nothing is read until the pipe initializes, and a trained
 pipeline carries its own weights, so ``spacy.load`` never calls it.
 """
-from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from spacy.util import registry
 
@@ -33,12 +32,20 @@ class LukeCheckpoint:
         return resolve_checkpoint(self.name_or_path, revision=self.revision)
 
 
+CheckpointLoader = Callable[[], LukeCheckpoint]
+
+
 @registry.misc("spacy-luke.HFLukeLoader.v1")
-def hf_luke_loader(name_or_path: str, revision: Optional[str] = None, lite: bool = False) -> LukeCheckpoint:
-    """A LUKE / mLUKE checkpoint to initialize a pipe from.
+def hf_luke_loader(name_or_path: str, revision: Optional[str] = None, lite: bool = False) -> CheckpointLoader:
+    """A LUKE / mLUKE checkpoint to initialize a pipe from (called by the pipe's initialize).
 
     name_or_path (str): a hub repo id (e.g. "studio-ousia/luke-base") or a local folder.
     revision (Optional[str]): a hub branch, tag or commit.
     lite (bool): keep only the special entities of the entity table ([MASK] tasks).
     """
-    return LukeCheckpoint(str(name_or_path), revision=revision, lite=lite)
+    checkpoint = LukeCheckpoint(str(name_or_path), revision=revision, lite=lite)
+
+    def load() -> LukeCheckpoint:
+        return checkpoint
+
+    return load

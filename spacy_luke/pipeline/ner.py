@@ -6,7 +6,6 @@ first and last word states and its entity state. Decoding is the reference LUKE 
 drop spans whose argmax is the non-entity class (``NIL`` or ``O``), sort the rest by their max
 logit, accept greedily without overlap (and without overlapping entities that are kept).
 """
-from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -24,7 +23,7 @@ from ..tokenization.doc_encoder import TokenPieces
 from .base import LukePipe
 from .candidates import Suggester, sentence_bounds, sentence_spans, split_ragged
 from .extensions import install_extensions
-from .loaders import LukeCheckpoint
+from .loaders import CheckpointLoader, LukeCheckpoint
 from .windows import Pass, plan_windows, split_passes
 
 NIL_LABELS = ("NIL", "O")
@@ -282,7 +281,7 @@ class LukeNER(LukePipe):
         *,
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
-        loader: Optional[LukeCheckpoint] = None,
+        loader: Optional[CheckpointLoader] = None,
     ) -> None:
         """Load the weights (from ``loader`` or ``pretrained``) and set the labels.
 
@@ -305,8 +304,10 @@ class LukeNER(LukePipe):
                     f"or a loader in [initialize.components.{self.name}] "
                     '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
                 )
-            loader = LukeCheckpoint(self.cfg["pretrained"])
-        self._load(LukeCheckpoint(loader.name_or_path, revision=loader.revision, lite=loader.lite or self.cfg["lite"]))
+            checkpoint = LukeCheckpoint(self.cfg["pretrained"])
+        else:
+            checkpoint = loader()
+        self._load(LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"]))
 
     def _gold(self, example: Example, spans: np.ndarray) -> np.ndarray:
         """The gold label index of each candidate (NIL when it is not a gold entity); -1 when unknown."""

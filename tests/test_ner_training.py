@@ -1,0 +1,256 @@
+"""luke_ner: training (update, initialize, spacy train), serialization, multiprocessing."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+
+from pipeline_fixtures import make_sentences, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
+from test_ner import MAX_LEN, PARITY_TEXTS, doc_entities, make_nlp
+
+TRAIN = [
+    ("Steve Jobs founded Apple in California .", [(0, 2, "PER"), (3, 4, "ORG"), (5, 6, "LOC")]),
+    ("Beyoncé was born in Houston , Texas .", [(0, 1, "PER"), (4, 5, "LOC"), (6, 7, "LOC")]),
+    ("The New York Times is a company .", [(1, 4, "ORG")]),
+    ("Tokyo is the capital of Japan .", [(0, 1, "LOC"), (5, 6, "LOC")]),
+]
+
+
+def make_examples(nlp):
+    examples = []
+    for text, ents in TRAIN:
+        predicted = nlp.make_doc(text)
+        reference = nlp.make_doc(text)
+        reference.ents = [Span(reference, s, e, label=label) for s, e, label in ents]
+        examples.append(Example(predicted, reference))
+    return examples
+
+
+def test_overfits_a_few_examples_from_a_pretraining_checkpoint(mlm_checkpoint):
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("luke_ner", config={"pretrained": str(mlm_checkpoint), "max_mention_length": 4})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    assert ner.labels == ("LOC", "ORG", "PER")
+    assert ner.luke_model.config.id2label == {0: "NIL", 1: "LOC", 2: "ORG", 3: "PER"}
+    optimizer.learn_rate = 3e-3
+    losses = []
+    for _ in range(60):
+        step = {}
+        nlp.update(examples, sgd=optimizer, losses=step)
+        losses.append(step["luke_ner"])
+    assert losses[-1] < losses[0] * 0.05, losses[::10]
+    for text, ents in TRAIN:
+        doc = nlp(text)
+        assert sorted((e.start, e.end, e.label_) for e in doc.ents) == sorted(ents)
+    scores = nlp.evaluate(make_examples(nlp))
+    assert scores["ents_f"] == 1.0
+    assert set(scores["ents_per_type"]) == {"LOC", "ORG", "PER"}
+
+
+def test_frozen_encoder_trains_only_the_head(mlm_checkpoint):
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("luke_ner", config={"pretrained": str(mlm_checkpoint), "max_mention_length": 4, "freeze_encoder": True})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    model = ner.luke_model
+    encoder_before = model.luke.encoder.layer[0].output.dense.weight.detach().clone()
+    head_before = model.classifier.weight.detach().clone()
+    nlp.update(examples, sgd=optimizer)
+    assert (model.luke.encoder.layer[0].output.dense.weight == encoder_before).all()
+    assert not (model.classifier.weight == head_before).all()
+
+
+def test_initialize_from_loader_and_labels(mlm_checkpoint):
+    config = {
+        "nlp": {"lang": "en", "pipeline": ["luke_ner"]},
+        "components": {"luke_ner": {"factory": "luke_ner", "max_mention_length": 4}},
+        "initialize": {
+            "components": {
+                "luke_ner": {
+                    "labels": ["PER", "ORG", "LOC", "MISC"],
+                    "loader": {"@misc": "spacy-luke.HFLukeLoader.v1", "name_or_path": str(mlm_checkpoint)},
+                }
+            }
+        },
+    }
+    nlp = spacy.util.load_model_from_config(spacy.util.Config(config), auto_fill=True)
+    ner = nlp.get_pipe("luke_ner")
+    assert not ner.is_loaded
+    nlp.initialize(lambda: make_examples(nlp))
+    assert ner.labels == ("PER", "ORG", "LOC", "MISC")
+    assert len(ner.luke_model.config.id2label) == 5
+
+
+def test_initialize_needs_weights():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("luke_ner")
+    with pytest.raises(ValueError, match="needs weights to initialize"):
+        nlp.initialize(lambda: make_examples(nlp))
+
+
+def test_unknown_gold_label_is_a_clear_error(ner_checkpoint):
+    nlp = make_nlp(ner_checkpoint)
+    examples = make_examples(nlp)
+    reference = examples[0].reference
+    reference.ents = [Span(reference, 0, 1, label="EVENT")]
+    with pytest.raises(ValueError, match="'EVENT'"):
+        nlp.update(examples)
+
+
+def _copy_checkpoint(folder, tmp_path):
+    copy = tmp_path / "checkpoint-copy"
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def test_to_disk_and_load_without_the_checkpoint(ner_checkpoint, tmp_path, monkeypatch):
+    copy = _copy_checkpoint(ner_checkpoint, tmp_path)
+    nlp = make_nlp(copy)
+    texts = PARITY_TEXTS[:15]
+    expected = [doc_entities(d) for d in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(copy)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert [doc_entities(d) for d in loaded.pipe(texts)] == expected
+    saved = tmp_path / "pipeline" / "luke_ner" / "luke"
+    assert (saved / "model.safetensors").is_file() and (saved / "entity_vocab.json").is_file()
+    # lite: the saved entity table holds only the 4 special entities
+    assert loaded.get_pipe("luke_ner").luke_model.config.entity_vocab_size == 4
+
+
+def test_to_bytes_round_trip(ner_checkpoint):
+    nlp = make_nlp(ner_checkpoint)
+    texts = PARITY_TEXTS[15:25]
+    expected = [doc_entities(d) for d in nlp.pipe(texts)]
+    data = nlp.to_bytes()
+    fresh = spacy.blank("en")
+    fresh.add_pipe("luke_ner", config={"max_mention_length": MAX_LEN})
+    fresh.from_bytes(data)
+    assert [doc_entities(d) for d in fresh.pipe(texts)] == expected
+
+
+def test_trained_pipeline_round_trip(mlm_checkpoint, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("luke_ner", config={"pretrained": str(mlm_checkpoint), "max_mention_length": 4})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+    texts = [t for t, _ in TRAIN] + PARITY_TEXTS[:5]
+    expected = [[(e.start, e.end, e.label_, round(e._.luke_score, 5)) for e in d.ents] for d in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "trained")
+    loaded = spacy.load(tmp_path / "trained")
+    assert loaded.get_pipe("luke_ner").labels == ("LOC", "ORG", "PER")
+    got = [[(e.start, e.end, e.label_, round(e._.luke_score, 5)) for e in d.ents] for d in loaded.pipe(texts)]
+    assert got == expected
+
+
+def test_extension_values_survive_docbin(ner_checkpoint):
+    nlp = make_nlp(ner_checkpoint)
+    docs = list(nlp.pipe(PARITY_TEXTS[:10]))
+    scores = [[e._.luke_score for e in d.ents] for d in docs]
+    assert any(scores)
+    data = DocBin(docs=docs, store_user_data=True).to_bytes()
+    restored = list(DocBin().from_bytes(data).get_docs(nlp.vocab))
+    assert [[e._.luke_score for e in d.ents] for d in restored] == scores
+
+
+def test_n_process_2(ner_checkpoint):
+    nlp = make_nlp(ner_checkpoint)
+    texts = PARITY_TEXTS[:12]
+    expected = [[(e.start_char, e.end_char, e.label_, round(e._.luke_score, 5)) for e in d.ents] for d in nlp.pipe(texts)]
+    got = [
+        [(e.start_char, e.end_char, e.label_, round(e._.luke_score, 5)) for e in d.ents]
+        for d in nlp.pipe(texts, n_process=2, batch_size=4)
+    ]
+    assert any(expected) and got == expected
+
+
+TRAIN_CONFIG = """
+[paths]
+train = null
+dev = null
+checkpoint = null
+
+[nlp]
+lang = "en"
+pipeline = ["luke_ner"]
+batch_size = 4
+
+[components]
+
+[components.luke_ner]
+factory = "luke_ner"
+max_mention_length = 4
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+max_steps = 40
+eval_frequency = 20
+patience = 0
+dropout = 0.0
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+learn_rate = 0.003
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 4
+
+[initialize]
+
+[initialize.components]
+
+[initialize.components.luke_ner]
+
+[initialize.components.luke_ner.loader]
+@misc = "spacy-luke.HFLukeLoader.v1"
+name_or_path = ${paths.checkpoint}
+"""
+
+
+def test_spacy_train_from_config(mlm_checkpoint, tmp_path):
+    nlp = spacy.blank("en")
+    docs = [eg.reference for eg in make_examples(nlp)]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    (tmp_path / "config.cfg").write_text(TRAIN_CONFIG)
+    # `spacy init fill-config` completes it (every registered name resolves)
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "init", "fill-config", str(tmp_path / "config.cfg"), str(tmp_path / "full.cfg")],
+        check=True, capture_output=True,
+    )
+    full = (tmp_path / "full.cfg").read_text()
+    assert "spacy-luke.EntitySpanClassifier.v1" in full and "spacy-luke.ner_scorer.v1" in full
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "spacy", "train", str(tmp_path / "full.cfg"),
+            "--output", str(tmp_path / "out"),
+            "--paths.train", str(tmp_path / "train.spacy"),
+            "--paths.dev", str(tmp_path / "train.spacy"),
+            "--paths.checkpoint", str(mlm_checkpoint),
+        ],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    assert trained.get_pipe("luke_ner").labels == ("LOC", "ORG", "PER")
+    scores = trained.evaluate(make_examples(trained))
+    assert scores["ents_f"] > 0.5, scores
