@@ -1,6 +1,7 @@
 """Pure-PyTorch LUKE / mLUKE (no spaCy imports here)."""
 from .checkpoint import CheckpointError
 from .config import LukeConfig
+from .from_encoder import convert_encoder_to_luke, encoder_to_luke
 from .heads import (
     LukeForEntityClassification,
     LukeForEntityPairClassification,
@@ -15,6 +16,8 @@ from .luke import LukeModel, LukePreTrainedModel
 
 __all__ = [
     "CheckpointError",
+    "convert_encoder_to_luke",
+    "encoder_to_luke",
     "LukeConfig",
     "LukeModel",
     "LukePreTrainedModel",

@@ -2,6 +2,8 @@
 
 - :class:`LukeTokenizer` / :class:`MLukeTokenizer`: ``from_pretrained(name_or_path, **settings)``
   and a transformers-compatible ``__call__`` (same keys and values as transformers' tokenizers).
+- :class:`TokenizerJsonLukeTokenizer`: the same over a ``tokenizer.json`` (LUKE models built from
+  BERT-family encoders); :func:`load_tokenizer` picks the right class for any LUKE folder.
 - :class:`DocEncoder`: encodes spaCy-style token sequences (token strings + whitespace flags)
   with a per-token piece cache, and builds span-classification inputs from token offsets.
 - :class:`EntityVocab` / :func:`load_entity_vocab`: entity titles to ids, special entities by name.
@@ -10,8 +12,17 @@ from .bpe import ByteLevelBPE
 from .doc_encoder import DocEncoder, TokenPieces
 from .encoding import LukeEncoding
 from .entity_vocab import EntityVocab, load_entity_vocab
-from .luke_tokenizer import TASKS, EntityAwareTokenizer, LukeTokenizer, MLukeTokenizer
+from .luke_tokenizer import (
+    TASKS,
+    EntityAwareTokenizer,
+    LukeTokenizer,
+    MLukeTokenizer,
+    TokenizerJsonLukeTokenizer,
+    load_tokenizer,
+    tokenizer_class_for,
+)
 from .sentencepiece_bpe import SentencePieceBPE
+from .tokenizer_json import TokenizerJsonPieces
 from .word_pieces import WordPieceModel
 
 __all__ = [
@@ -25,6 +36,10 @@ __all__ = [
     "SentencePieceBPE",
     "TASKS",
     "TokenPieces",
+    "TokenizerJsonLukeTokenizer",
+    "TokenizerJsonPieces",
     "WordPieceModel",
     "load_entity_vocab",
+    "load_tokenizer",
+    "tokenizer_class_for",
 ]

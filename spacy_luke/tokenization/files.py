@@ -16,6 +16,7 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
     "sentencepiece.bpe.model",
+    "tokenizer.json",
     "entity_vocab.json",
     "entity_vocab.jsonl",
     "entity_vocab.tsv",

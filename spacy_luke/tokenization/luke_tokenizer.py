@@ -100,7 +100,7 @@ class _Example:
 
 
 class EntityAwareTokenizer:
-    """Shared machinery of :class:`LukeTokenizer` and :class:`MLukeTokenizer`.
+    """Shared machinery of :class:`LukeTokenizer`, :class:`MLukeTokenizer` and :class:`TokenizerJsonLukeTokenizer`.
 
     Args:
         word_pieces: the word-piece model (byte-level BPE or sentencepiece).
@@ -480,7 +480,7 @@ class EntityAwareTokenizer:
         """Special tokens, truncation and entity position ids for one example (no padding)."""
         first, second = example.first_ids, example.second_ids
         pair = second is not None
-        n_special = (4 if pair else 2) if add_special_tokens else 0
+        n_special = (2 + self.pair_separators if pair else 2) if add_special_tokens else 0
         total = len(first) + (len(second) if pair else 0) + n_special
         if truncation != DO_NOT_TRUNCATE and max_length and total > max_length:
             first, second = truncate_pair(first, second, total - max_length, truncation, self.truncation_side)
@@ -492,17 +492,19 @@ class EntityAwareTokenizer:
             )
         out: Dict[str, Any] = {}
         if add_special_tokens:
-            cls, sep = [self.cls_token_id], [self.sep_token_id]
-            sequence = cls + first + sep + (sep + second + sep if pair else [])
-            offset, pair_offset = 1, len(first) + 3
-            special_mask = [1] + [0] * len(first) + ([1, 1] + [0] * len(second) + [1] if pair else [1])
+            cls, sep, k = [self.cls_token_id], [self.sep_token_id], self.pair_separators
+            sequence = cls + first + sep + ((sep * (k - 1)) + second + sep if pair else [])
+            offset, pair_offset = 1, len(first) + 1 + k
+            special_mask = [1] + [0] * len(first) + ([1] * k + [0] * len(second) + [1] if pair else [1])
         else:
             sequence = first + (second if pair else [])
             offset, pair_offset = 0, len(first)
             special_mask = [0] * len(sequence)
         out["input_ids"] = sequence
         if return_token_type_ids:
-            out["token_type_ids"] = [0] * len(sequence)
+            second_type = self.pair_token_type_id if pair else 0
+            n_first = min(pair_offset, len(sequence))
+            out["token_type_ids"] = [0] * n_first + [second_type] * (len(sequence) - n_first)
         if return_special_tokens_mask:
             out["special_tokens_mask"] = special_mask
         if example.first_entity_ids is None:
@@ -804,6 +806,10 @@ class EntityAwareTokenizer:
         return tokenizer
 
     _extra_settings: Tuple[str, ...] = ()
+    # Text pairs: separators between the texts (LUKE/RoBERTa: ``</s></s>``; BERT: one ``[SEP]``)
+    # and the token type of the second text (with ``return_token_type_ids=True``).
+    pair_separators: int = 2
+    pair_token_type_id: int = 0
 
 
 def _insert_markers(ids: List[int], markers: Sequence[Tuple[Span, int]]) -> List[int]:
@@ -826,6 +832,12 @@ class LukeTokenizer(EntityAwareTokenizer):
 
     @classmethod
     def _load_word_pieces(cls, folder: Path, add_prefix_space: bool) -> WordPieceModel:
+        if not (folder / "vocab.json").is_file() and (folder / "tokenizer.json").is_file():
+            raise FileNotFoundError(
+                f"{folder} has no vocab.json / merges.txt but a tokenizer.json (a LUKE model built from a "
+                "BERT-style encoder?). Load it with spacy_luke.tokenization.load_tokenizer(folder), which picks "
+                "the right tokenizer class for any LUKE folder, or TokenizerJsonLukeTokenizer.from_pretrained(folder)."
+            )
         vocab_file = require_file(folder, ["vocab.json"], "LUKE word vocabulary")
         merges_file = require_file(folder, ["merges.txt"], "LUKE BPE merges")
         return ByteLevelBPE(vocab_file, merges_file, add_prefix_space=add_prefix_space)
@@ -860,3 +872,75 @@ class MLukeTokenizer(EntityAwareTokenizer):
         return super().__call__(*args, **kwargs)
 
     __call__.__doc__ = EntityAwareTokenizer.__call__.__doc__
+
+
+class TokenizerJsonLukeTokenizer(EntityAwareTokenizer):
+    """LUKE entity inputs over the word pieces of a ``tokenizer.json`` (e.g. BERT's WordPiece).
+
+    The tokenizer of LUKE models built from a BERT-family encoder by
+    :func:`spacy_luke.model.from_encoder.convert_encoder_to_luke`: word pieces come from the
+    encoder's ``tokenizer.json`` (its normalizer, e.g. lowercasing, included), special tokens
+    from ``tokenizer_config.json`` (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[MASK]``, ``[UNK]``), the
+    markers ``<ent>`` / ``<ent2>`` from ``added_tokens.json``. Text pairs are laid out as the
+    ``tokenizer.json`` post-processor says (BERT: ``[CLS] A [SEP] B [SEP]``, type 1 for ``B``).
+    Tasks, entities and the call API are those of :class:`LukeTokenizer`.
+    """
+
+    @classmethod
+    def _load_word_pieces(cls, folder: Path, add_prefix_space: bool) -> WordPieceModel:
+        from .tokenizer_json import TokenizerJsonPieces
+
+        return TokenizerJsonPieces(require_file(folder, ["tokenizer.json"], "word tokenizer (tokenizer.json)"))
+
+    def __init__(self, word_pieces: WordPieceModel, entity_vocab: EntityVocab, **settings: Any):
+        if settings.pop("add_prefix_space", False):
+            raise ValueError(
+                "add_prefix_space is a byte-level BPE setting; a tokenizer.json word tokenizer follows its own "
+                "pre-tokenizer."
+            )
+        self.pair_separators = int(getattr(word_pieces, "pair_separators", 1))
+        self.pair_token_type_id = int(getattr(word_pieces, "pair_token_type_id", 0))
+        super().__init__(word_pieces, entity_vocab, **settings)
+
+
+def tokenizer_class_for(folder: Union[str, Path]) -> type:
+    """The tokenizer class for the word-tokenizer files in ``folder``.
+
+    ``vocab.json`` + ``merges.txt``: :class:`LukeTokenizer`; ``sentencepiece.bpe.model``:
+    :class:`MLukeTokenizer`; otherwise ``tokenizer.json``: :class:`TokenizerJsonLukeTokenizer`.
+    """
+    folder = Path(folder)
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        return LukeTokenizer
+    if (folder / "sentencepiece.bpe.model").is_file():
+        return MLukeTokenizer
+    if (folder / "tokenizer.json").is_file():
+        return TokenizerJsonLukeTokenizer
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    raise FileNotFoundError(
+        f"{folder} has no word tokenizer: expected vocab.json + merges.txt (LUKE), sentencepiece.bpe.model "
+        f"(mLUKE) or tokenizer.json (a LUKE model built from another encoder); it holds {present}."
+    )
+
+
+def load_tokenizer(
+    name_or_path: Union[str, Path],
+    *,
+    revision: Optional[str] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    local_files_only: Optional[bool] = None,
+    token: Optional[Union[str, bool]] = None,
+    **settings: Any,
+) -> EntityAwareTokenizer:
+    """The tokenizer of any LUKE folder or hub repo, of the class its files call for.
+
+    LUKE (``vocab.json`` + ``merges.txt``), mLUKE (``sentencepiece.bpe.model``) or a LUKE model
+    converted from a BERT-family encoder (``tokenizer.json``); see :func:`tokenizer_class_for`.
+    ``settings`` are passed to that class's ``from_pretrained`` (``task``, ``max_entity_length``, ...).
+    """
+    folder = resolve_tokenizer_folder(
+        name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+    )
+    tokenizer = tokenizer_class_for(folder).from_pretrained(folder, **settings)
+    tokenizer.name_or_path = str(name_or_path)
+    return tokenizer
