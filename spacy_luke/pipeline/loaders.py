@@ -26,10 +26,54 @@ class LukeCheckpoint:
     lite: bool = False
 
     def resolve(self) -> Path:
-        """The local folder (downloading tokenizer files, config and weights from the hub if needed)."""
+        """The local LUKE folder (downloading from the hub if needed).
+
+        A BERT / RoBERTa / XLM-R / DistilBERT folder is converted to LUKE first (entity side
+        initialized as LUKE's pretraining did), once: the result is cached by content.
+        """
         from ..model.checkpoint import resolve_checkpoint
 
-        return resolve_checkpoint(self.name_or_path, revision=self.revision)
+        folder = resolve_checkpoint(self.name_or_path, revision=self.revision)
+        return converted_if_needed(folder)
+
+
+def _cache_root() -> Path:
+    import os
+
+    return Path(os.environ.get("SPACY_LUKE_CACHE", Path.home() / ".cache" / "spacy-luke"))
+
+
+def converted_if_needed(folder: Path) -> Path:
+    """``folder`` itself for a LUKE checkpoint; a cached LUKE conversion of any other encoder."""
+    import hashlib
+    import json
+
+    config_path = folder / "config.json"
+    try:
+        model_type = json.loads(config_path.read_text(encoding="utf8")).get("model_type", "luke")
+    except (OSError, ValueError):
+        return folder  # from_pretrained reports the problem with the folder
+    if model_type in ("luke", None):
+        return folder
+    key = hashlib.sha1()
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            key.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    target = _cache_root() / "converted" / key.hexdigest()[:16]
+    if not (target / "config.json").is_file():
+        import os
+        import shutil
+
+        from ..model.from_encoder import convert_encoder_to_luke
+
+        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+        convert_encoder_to_luke(folder, partial, overwrite=True)
+        try:
+            partial.rename(target)  # atomic: a concurrent conversion may have won
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
 
 
 CheckpointLoader = Callable[[], LukeCheckpoint]
