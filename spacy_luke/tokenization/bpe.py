@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from .word_pieces import Offsets, WordPieceModel
+from .word_pieces import TokenizersLibraryPieces
 
 
-class ByteLevelBPE(WordPieceModel):
+class ByteLevelBPE(TokenizersLibraryPieces):
     """``vocab.json`` + ``merges.txt`` byte-level BPE.
 
     Args:
@@ -50,23 +50,6 @@ class ByteLevelBPE(WordPieceModel):
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
-
-    def encode(self, text: str) -> List[int]:
-        if not text:
-            return []
-        return self._tokenizer.encode(text, add_special_tokens=False).ids
-
-    def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
-        if len(texts) < 8:
-            return [self.encode(text) for text in texts]
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [encoding.ids for encoding in encodings]
-
-    def encode_with_offsets(self, text: str) -> Tuple[List[int], Offsets]:
-        if not text:
-            return [], []
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        return encoding.ids, [tuple(offset) for offset in encoding.offsets]
 
     def encode_word(self, word: str, after_space: bool) -> List[int]:
         return self.encode(" " + word if after_space else word)

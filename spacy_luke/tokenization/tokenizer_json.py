@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from .word_pieces import Offsets, WordPieceModel
+from .word_pieces import TokenizersLibraryPieces
 
 #: Name of the file this module reads.
 TOKENIZER_JSON = "tokenizer.json"
@@ -56,7 +56,7 @@ def pair_layout(post_processor: Optional[Dict[str, Any]]) -> Tuple[int, int]:
     return 1, 0
 
 
-class TokenizerJsonPieces(WordPieceModel):
+class TokenizerJsonPieces(TokenizersLibraryPieces):
     """The word-piece model of a ``tokenizer.json``, without its special-token post-processing.
 
     Args:
@@ -106,23 +106,6 @@ class TokenizerJsonPieces(WordPieceModel):
     @property
     def vocab_size(self) -> int:
         return self._tokenizer.get_vocab_size(with_added_tokens=False)
-
-    def encode(self, text: str) -> List[int]:
-        if not text:
-            return []
-        return self._tokenizer.encode(text, add_special_tokens=False).ids
-
-    def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
-        if len(texts) < 8:
-            return [self.encode(text) for text in texts]
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [encoding.ids for encoding in encodings]
-
-    def encode_with_offsets(self, text: str) -> Tuple[List[int], Offsets]:
-        if not text:
-            return [], []
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        return encoding.ids, [tuple(offset) for offset in encoding.offsets]
 
     def encode_word(self, word: str, after_space: bool) -> List[int]:
         ids = self.encode(" " + word if after_space else word)

@@ -49,3 +49,26 @@ class WordPieceModel(ABC):
     @abstractmethod
     def id_to_token(self, index: int) -> Optional[str]:
         """The piece string of an id, or None."""
+
+
+class TokenizersLibraryPieces(WordPieceModel):
+    """A :class:`WordPieceModel` over a ``tokenizers.Tokenizer`` (set ``self._tokenizer``)."""
+
+    _tokenizer: "tokenizers.Tokenizer"  # noqa: F821 - set by subclasses
+
+    def encode(self, text: str) -> List[int]:
+        if not text:
+            return []
+        return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
+        if len(texts) < 8:
+            return [self.encode(text) for text in texts]
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [encoding.ids for encoding in encodings]
+
+    def encode_with_offsets(self, text: str) -> Tuple[List[int], Offsets]:
+        if not text:
+            return [], []
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        return encoding.ids, [tuple(offset) for offset in encoding.offsets]
