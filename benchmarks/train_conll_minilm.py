@@ -73,6 +73,7 @@ def main() -> None:
     for step in range(steps):
         batch = train[step * args.batch_size : (step + 1) * args.batch_size]
         losses = nlp.update(batch, sgd=optimizer)
+        optimizer.step_schedules()  # nlp.update does not advance the learning-rate schedule
         trained_docs += len(batch)
         trained_words += sum(len(eg.predicted) for eg in batch)
         if step % 20 == 0:
