@@ -63,3 +63,32 @@ def ner_checkpoint(pipe_root) -> Path:
 def mlm_checkpoint(pipe_root) -> Path:
     """A pretraining-style checkpoint (no task head), to fine-tune from."""
     return build_checkpoint(pipe_root, "mlm", "LukeForMaskedLM", {0: "LABEL_0", 1: "LABEL_1"})
+
+
+TYPE_LABELS = {0: "person", 1: "location", 2: "organization", 3: "event", 4: "artist"}
+RELATION_LABELS = {0: "no_relation", 1: "per:employee_of(e1,e2)", 2: "org:founded_by(e2,e1)", 3: "per:city_of_birth"}
+
+
+@pytest.fixture(scope="session")
+def typer_checkpoint(pipe_root) -> Path:
+    """Single-label entity classification (softmax argmax)."""
+    return build_checkpoint(pipe_root, "typer", "LukeForEntityClassification", TYPE_LABELS, seed=1)
+
+
+@pytest.fixture(scope="session")
+def typer_multi_checkpoint(pipe_root) -> Path:
+    """Open Entity style multi-label entity classification (problem_type in config.json)."""
+    return build_checkpoint(
+        pipe_root, "typer-multi", "LukeForEntityClassification", TYPE_LABELS, seed=2, problem_type="multi_label_classification"
+    )
+
+
+@pytest.fixture(scope="session")
+def relation_checkpoint(pipe_root) -> Path:
+    return build_checkpoint(pipe_root, "relations", "LukeForEntityPairClassification", RELATION_LABELS, seed=3)
+
+
+@pytest.fixture(scope="session")
+def encoder_checkpoint(pipe_root) -> Path:
+    """A bare LukeModel with the fixture's full entity vocabulary (Wikipedia titles)."""
+    return build_checkpoint(pipe_root, "encoder", "LukeModel", {0: "LABEL_0", 1: "LABEL_1"}, seed=4)

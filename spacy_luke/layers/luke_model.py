@@ -54,6 +54,47 @@ def entity_span_classifier(mixed_precision: bool = False, grad_scaler_config: di
     )
 
 
+@registry.architectures("spacy-luke.EntityClassifier.v1")
+def entity_classifier(mixed_precision: bool = False, grad_scaler_config: dict = {}) -> LukeHeadModel:
+    """LUKE with the entity classification head (entity typing): logits of the one marked span per input.
+
+    mixed_precision (bool): run the forward pass under torch autocast (CUDA only).
+    grad_scaler_config (dict): settings of thinc's PyTorchGradScaler for mixed-precision training.
+    """
+    return build_luke_head_model(
+        "luke_entity_classifier",
+        head="LukeForEntityClassification",
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+@registry.architectures("spacy-luke.EntityPairClassifier.v1")
+def entity_pair_classifier(mixed_precision: bool = False, grad_scaler_config: dict = {}) -> LukeHeadModel:
+    """LUKE with the entity pair classification head (relation extraction): logits of the marked (head, tail) pair.
+
+    mixed_precision (bool): run the forward pass under torch autocast (CUDA only).
+    grad_scaler_config (dict): settings of thinc's PyTorchGradScaler for mixed-precision training.
+    """
+    return build_luke_head_model(
+        "luke_entity_pair_classifier",
+        head="LukeForEntityPairClassification",
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+    )
+
+
+@registry.architectures("spacy-luke.EntityEncoder.v1")
+def entity_encoder(mixed_precision: bool = False) -> LukeHeadModel:
+    """The LUKE encoder alone (entity vectors): the last hidden state of each entity input.
+
+    mixed_precision (bool): run the forward pass under torch autocast (CUDA only).
+    """
+    return build_luke_head_model(
+        "luke_entity_encoder", head="LukeModel", output="entity_last_hidden_state", mixed_precision=mixed_precision
+    )
+
+
 def has_torch_module(model: LukeHeadModel) -> bool:
     return bool(model.layers)
 
@@ -81,9 +122,16 @@ def _single_threaded_after_fork() -> None:
         _FORK_HOOK_INSTALLED = True
 
 
-def set_torch_module(model: LukeHeadModel, luke_model) -> None:
-    """Attach (or replace) the torch module, on thinc's current device."""
+def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32") -> None:
+    """Attach (or replace) the torch module, on thinc's current device.
+
+    precision: how predictions run (``spacy_luke.model.precision``): "float32", "bfloat16" /
+    "float16" (autocast), "int8" (CPU dynamic quantization). Training always runs on the float
+    weights; predictions run under ``torch.inference_mode``.
+    """
     import torch
+
+    from ..model.precision import effective_precision, inference_view, precision_context
 
     _single_threaded_after_fork()
     from thinc.api import ArgsKwargs, PyTorchGradScaler, PyTorchWrapper_v2, get_torch_default_device, torch2xp, xp2torch
@@ -94,12 +142,30 @@ def set_torch_module(model: LukeHeadModel, luke_model) -> None:
     class _Output(torch.nn.Module):
         """Calls the LUKE model and returns the one tensor the pipe uses."""
 
-        def __init__(self, luke_model):
+        def __init__(self, luke_model, precision: str):
             super().__init__()
             self.luke_model = luke_model
+            self.precision = precision
+            # (weights key, module) of the inference view (int8); not a registered submodule.
+            self._view_cache = None
+
+        def _weights_key(self):
+            return tuple((p._version, p.data_ptr()) for p in self.luke_model.parameters())
+
+        def _inference_model(self):
+            if self.precision != "int8":
+                return self.luke_model
+            key = self._weights_key()
+            if self._view_cache is None or self._view_cache[0] != key:
+                self._view_cache = None
+                self._view_cache = (key, inference_view(self.luke_model, self.precision))
+            return self._view_cache[1]
 
         def forward(self, **inputs):
-            return getattr(self.luke_model(**inputs), output)
+            if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
+                return getattr(self.luke_model(**inputs), output)
+            with torch.inference_mode(), precision_context(self.precision, device):
+                return getattr(self._inference_model()(**inputs), output)
 
     def convert_inputs(_model, X: LukeBatch, is_train: bool):
         kwargs = {key: xp2torch(model.ops.asarray(value), device=device) for key, value in X.items()}
@@ -115,7 +181,7 @@ def set_torch_module(model: LukeHeadModel, luke_model) -> None:
 
     scaler = PyTorchGradScaler(**model.attrs["grad_scaler_config"]) if model.attrs["mixed_precision"] else None
     wrapper = PyTorchWrapper_v2(
-        _Output(luke_model.to(device)),
+        _Output(luke_model.to(device), effective_precision(precision, device)),
         convert_inputs=convert_inputs,
         convert_outputs=convert_outputs,
         mixed_precision=model.attrs["mixed_precision"],

@@ -12,6 +12,16 @@ Two implementations, switchable per module (``impl``) and tested against each ot
   words and ``[0 | k]`` for entities, so each dot product picks the right query; the scale is
   set explicitly to ``1/sqrt(head_size)``. When the four query projections are equal (true of
   every pretrained checkpoint) plain attention is used instead.
+
+Fast paths, each switchable and tested against the plain path:
+
+- shared queries (``queries_shared``): detected after loading and re-checked whenever the query
+  weights change (a training step, ``load_state_dict``), so toggling ``train()``/``eval()`` (as
+  thinc does around every prediction) never leaves the shortcut stale or switched off;
+- fused QKV (``fused_qkv``, off by default): with shared queries and in eval mode, one
+  ``(3 * hidden) x hidden`` product instead of three, from a fused copy of the weights built after
+  loading (the checkpoint keeps its separate ``query``/``key``/``value`` tensors). It costs one more
+  copy of those weights and gave no gain on a 2-core AVX2 CPU; it is meant for GPUs.
 """
 from __future__ import annotations
 
@@ -44,12 +54,34 @@ class EntityAwareSelfAttention(nn.Module):
         self.dropout_prob = config.attention_probs_dropout_prob
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
         self.impl = "sdpa"
+        self.fused_qkv = False
         # Set by `detect_shared_queries` after loading: True when the 4 queries are identical.
         self.queries_shared = False
+        # (weights key, shared?) of the last check; ``frozen_shared`` fixes the answer (inference views).
+        self._shared_cache: Optional[Tuple[tuple, bool]] = None
+        self._fused_cache: Optional[Tuple[tuple, torch.Tensor, torch.Tensor]] = None
+        self.frozen_shared: Optional[bool] = None
+
+    def _weights_key(self, names: Optional[Tuple[str, ...]] = None) -> tuple:
+        """Identity, version, device and storage of the named projections' tensors (changes with the weights)."""
+        if names is None:
+            names = ("query", "w2e_query", "e2w_query", "e2e_query") if self.use_entity_aware_attention else ()
+        key = []
+        for name in names:
+            proj = getattr(self, name, None)
+            weight = getattr(proj, "weight", None)
+            if not isinstance(weight, torch.Tensor):
+                return ()
+            for tensor in (weight, proj.bias):
+                key.append((id(tensor), tensor._version, tensor.device, tensor.data_ptr()))
+        return tuple(key)
 
     @torch.no_grad()
     def detect_shared_queries(self) -> bool:
         """Whether the entity-aware queries equal ``query`` (then plain attention is exact)."""
+        if self.frozen_shared is not None:
+            self.queries_shared = self.frozen_shared
+            return self.frozen_shared
         shared = True
         if self.use_entity_aware_attention:
             for proj in (self.w2e_query, self.e2w_query, self.e2e_query):
@@ -59,7 +91,28 @@ class EntityAwareSelfAttention(nn.Module):
                     shared = False
                     break
         self.queries_shared = shared
+        self._shared_cache = (self._weights_key(), shared)
         return shared
+
+    def _queries_are_shared(self) -> bool:
+        """``queries_shared``, re-detected (in eval mode) when the query weights changed since the last check."""
+        if self.frozen_shared is not None:
+            return self.frozen_shared
+        cache = self._shared_cache
+        if cache is None or cache[0] != self._weights_key():
+            return self.detect_shared_queries()
+        self.queries_shared = cache[1]
+        return cache[1]
+
+    def _fused_weights(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        key = self._weights_key(("query", "key", "value"))
+        cache = self._fused_cache
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+                bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+            cache = self._fused_cache = (key, weight, bias)
+        return cache[1], cache[2]
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
@@ -74,17 +127,40 @@ class EntityAwareSelfAttention(nn.Module):
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
         n_words = word_hidden.shape[1]
         hidden = word_hidden if entity_hidden is None else torch.cat([word_hidden, entity_hidden], dim=1)
-        key = self._split(self.key(hidden))
-        value = self._split(self.value(hidden))
-        entity_aware = (
-            entity_hidden is not None
-            and self.use_entity_aware_attention
-            and not (self.queries_shared and not self.training)
-        )
+        context, probs = self.forward_joint(hidden, n_words if entity_hidden is not None else None, attention_mask, output_attentions)
+        word_out = context[:, :n_words]
+        entity_out = None if entity_hidden is None else context[:, n_words:]
+        return word_out, entity_out, probs
+
+    def forward_joint(
+        self,
+        hidden: torch.Tensor,
+        n_words: Optional[int],
+        attention_mask: Optional[torch.Tensor],
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Attention over the joint ``[words | entities]`` sequence (``n_words`` None: words only)."""
+        has_entities = n_words is not None and n_words < hidden.shape[1]
+        if n_words is None:
+            n_words = hidden.shape[1]
+        if self.training and torch.is_grad_enabled():
+            self._shared_cache = None  # the optimizer may change the queries: check again in eval
+        shared = not self.training and self._queries_are_shared()
+        entity_aware = has_entities and self.use_entity_aware_attention and not shared
         scale = 1.0 / math.sqrt(self.head_size)
         probs = None
+        if self.fused_qkv and not entity_aware and not self.training and not output_attentions and not torch.is_grad_enabled():
+            weight, bias = self._fused_weights()
+            batch, length, _ = hidden.shape
+            qkv = F.linear(hidden, weight, bias).view(batch, length, 3, self.num_heads, self.head_size)
+            query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            key = self._split(self.key(hidden))
+            value = self._split(self.value(hidden))
+            query = None
         if output_attentions or self.impl == "eager":
             if entity_aware:
+                word_hidden, entity_hidden = hidden[:, :n_words], hidden[:, n_words:]
                 q_ww = self._split(self.query(word_hidden))
                 q_we = self._split(self.w2e_query(word_hidden))
                 q_ew = self._split(self.e2w_query(entity_hidden))
@@ -94,7 +170,8 @@ class EntityAwareSelfAttention(nn.Module):
                 entity_scores = torch.cat([q_ew @ k_w.transpose(-1, -2), q_ee @ k_e.transpose(-1, -2)], dim=3)
                 scores = torch.cat([word_scores, entity_scores], dim=2)
             else:
-                query = self._split(self.query(hidden))
+                if query is None:
+                    query = self._split(self.query(hidden))
                 scores = query @ key.transpose(-1, -2)
             scores = scores * scale
             if attention_mask is not None:
@@ -103,6 +180,7 @@ class EntityAwareSelfAttention(nn.Module):
             context = self.dropout(probs) @ value
         else:
             if entity_aware:
+                word_hidden, entity_hidden = hidden[:, :n_words], hidden[:, n_words:]
                 q_word = torch.cat(
                     [self._split(self.query(word_hidden)), self._split(self.w2e_query(word_hidden))], dim=-1
                 )
@@ -116,8 +194,10 @@ class EntityAwareSelfAttention(nn.Module):
                     [torch.cat([key[:, :, :n_words], zeros_w], dim=-1), torch.cat([zeros_e, key[:, :, n_words:]], dim=-1)],
                     dim=2,
                 )
-            else:
+            elif query is None:
                 query = self._split(self.query(hidden))
+            if attention_mask is not None and attention_mask.dtype != query.dtype:
+                attention_mask = attention_mask.to(query.dtype)  # autocast: the mask follows the queries
             context = F.scaled_dot_product_attention(
                 query,
                 key,
@@ -128,9 +208,7 @@ class EntityAwareSelfAttention(nn.Module):
             )
         batch = context.shape[0]
         context = context.transpose(1, 2).reshape(batch, -1, self.num_heads * self.head_size)
-        word_out = context[:, :n_words]
-        entity_out = None if entity_hidden is None else context[:, n_words:]
-        return word_out, entity_out, probs
+        return context, probs
 
 
 class AttentionOutput(nn.Module):
@@ -151,6 +229,11 @@ class Attention(nn.Module):
         super().__init__()
         self.self = EntityAwareSelfAttention(config)
         self.output = AttentionOutput(config)
+
+    def forward_joint(self, hidden, n_words, attention_mask, output_attentions=False):
+        """Self-attention and output over the joint ``[words | entities]`` sequence."""
+        context, probs = self.self.forward_joint(hidden, n_words, attention_mask, output_attentions)
+        return self.output(context, hidden), probs
 
     def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
         word_out, entity_out, probs = self.self(word_hidden, entity_hidden, attention_mask, output_attentions)

@@ -5,6 +5,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import LukeConfig
 
@@ -54,6 +55,21 @@ class WordEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
+def mean_position_embeddings(table: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """Mean of ``table`` rows over each entity's valid (``!= -1``) positions; zeros for none.
+
+    ``position_ids`` is ``(..., max_mention_length)``. Done as one ``embedding_bag`` over the
+    valid positions only, never materializing ``(..., max_mention_length, hidden)``.
+    """
+    lead = position_ids.shape[:-1]
+    flat = position_ids.reshape(-1, position_ids.shape[-1])
+    valid = flat != -1
+    counts = valid.sum(dim=1)
+    offsets = torch.cumsum(counts, dim=0) - counts
+    means = F.embedding_bag(flat[valid], table, offsets, mode="mean")
+    return means.reshape(*lead, table.shape[1])
+
+
 class EntityEmbeddings(nn.Module):
     """Entity + mention-position + token-type embeddings.
 
@@ -74,6 +90,10 @@ class EntityEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
+    def mention_positions(self, position_ids: torch.Tensor) -> torch.Tensor:
+        """``(batch, entities, hidden)``: each entity's mean mention-position embedding."""
+        return mean_position_embeddings(self.position_embeddings.weight, position_ids)
+
     def forward(
         self,
         entity_ids: torch.Tensor,
@@ -83,10 +103,7 @@ class EntityEmbeddings(nn.Module):
         embeddings = self.entity_embeddings(entity_ids)
         if self.entity_embedding_dense is not None:
             embeddings = self.entity_embedding_dense(embeddings)
-        valid = (position_ids != -1).to(embeddings.dtype).unsqueeze(-1)
-        positions = self.position_embeddings(position_ids.clamp(min=0)) * valid
-        positions = positions.sum(dim=-2) / valid.sum(dim=-2).clamp(min=1e-7)
-        embeddings = embeddings + positions
+        embeddings = embeddings + self.mention_positions(position_ids).to(embeddings.dtype)
         if token_type_ids is None:
             embeddings = embeddings + self.token_type_embeddings.weight[0]
         else:

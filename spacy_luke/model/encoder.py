@@ -56,6 +56,11 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = Output(config)
 
+    def forward_joint(self, hidden, n_words, attention_mask, output_attentions=False):
+        """The layer over the joint ``[words | entities]`` sequence (``n_words`` None: words only)."""
+        attended, probs = self.attention.forward_joint(hidden, n_words, attention_mask, output_attentions)
+        return self.output(self.intermediate(attended), attended), probs
+
     def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
         word_att, entity_att, probs = self.attention(word_hidden, entity_hidden, attention_mask, output_attentions)
         joint = word_att if entity_att is None else torch.cat([word_att, entity_att], dim=1)
@@ -81,21 +86,27 @@ class Encoder(nn.Module):
         word_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         entity_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         attentions: Optional[List[torch.Tensor]] = [] if output_attentions else None
+        # One joint [words | entities] sequence throughout: split only where states are returned.
+        n_words = word_hidden.shape[1] if entity_hidden is not None else None
+        split = word_hidden.shape[1]
+        hidden = word_hidden if entity_hidden is None else torch.cat([word_hidden, entity_hidden], dim=1)
         for layer in self.layer:
             if output_hidden_states:
-                word_states.append(word_hidden)
-                entity_states.append(entity_hidden)
+                word_states.append(hidden[:, :split])
+                entity_states.append(None if n_words is None else hidden[:, split:])
             if self.gradient_checkpointing and self.training:
-                word_hidden, entity_hidden, probs = torch.utils.checkpoint.checkpoint(
-                    layer, word_hidden, entity_hidden, attention_mask, output_attentions, use_reentrant=False
+                hidden, probs = torch.utils.checkpoint.checkpoint(
+                    layer.forward_joint, hidden, n_words, attention_mask, output_attentions, use_reentrant=False
                 )
             else:
-                word_hidden, entity_hidden, probs = layer(word_hidden, entity_hidden, attention_mask, output_attentions)
+                hidden, probs = layer.forward_joint(hidden, n_words, attention_mask, output_attentions)
             if output_attentions:
                 attentions.append(probs)
         if output_hidden_states:
-            word_states.append(word_hidden)
-            entity_states.append(entity_hidden)
+            word_states.append(hidden[:, :split])
+            entity_states.append(None if n_words is None else hidden[:, split:])
+        word_hidden = hidden[:, :split]
+        entity_hidden = None if n_words is None else hidden[:, split:]
         return word_hidden, entity_hidden, word_states, entity_states, attentions
 
 

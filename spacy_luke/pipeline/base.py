@@ -36,6 +36,11 @@ TOKENIZER_FILES = (
     "tokenizer.json",
 )
 MODEL_DIR = "luke"
+# Prediction precision modes (``spacy_luke.model.precision.PRECISIONS``; kept here so that
+# constructing a pipe imports no torch).
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+# Padded batches may hold at most this share of padding (word + entity slots) over real ones.
+MAX_PADDING = 0.1
 
 
 def load_tokenizer(folder: Path, **settings):
@@ -48,6 +53,33 @@ def load_tokenizer(folder: Path, **settings):
     if (Path(folder) / "sentencepiece.bpe.model").is_file():
         return tokenization.MLukeTokenizer.from_pretrained(folder, **settings)
     return tokenization.LukeTokenizer.from_pretrained(folder, **settings)
+
+
+def bucket_by_cost(costs: Sequence[Tuple[int, int]], max_cost: int, max_padding: float = MAX_PADDING) -> List[List[int]]:
+    """Group items ``(n_pieces, n_entities)`` into batches that waste little on padding.
+
+    Items are sorted by size (pieces + entities); a batch grows while its padded cost,
+    ``len(batch) * (max pieces + max entities)``, stays within ``max_cost`` and within
+    ``1 + max_padding`` times the real slots of its items. An item over ``max_cost`` gets a
+    batch of its own. Returns lists of item indices.
+    """
+    order = sorted(range(len(costs)), key=lambda i: (costs[i][0] + costs[i][1], costs[i]))
+    batches: List[List[int]] = []
+    current: List[int] = []
+    max_words = max_entities = real = 0
+    for i in order:
+        words, entities = costs[i]
+        new_words, new_entities = max(max_words, words), max(max_entities, entities)
+        padded = (len(current) + 1) * (new_words + new_entities)
+        if current and (padded > max_cost or padded > (1.0 + max_padding) * (real + words + entities)):
+            batches.append(current)
+            current, new_words, new_entities, real = [], words, entities, 0
+        current.append(i)
+        max_words, max_entities = new_words, new_entities
+        real += words + entities
+    if current:
+        batches.append(current)
+    return batches
 
 
 class LukePipe(TrainablePipe):
@@ -67,8 +99,11 @@ class LukePipe(TrainablePipe):
         max_entities_per_pass: int = 128,
         max_batch_cost: int = 16384,
         scorer: Optional[Callable] = None,
+        precision: str = "float32",
         **cfg: Any,
     ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"[{name}] precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
         if max_entities_per_pass < 1:
             raise ValueError(f"[{name}] max_entities_per_pass must be at least 1, got {max_entities_per_pass}.")
         if max_batch_cost < 1:
@@ -83,6 +118,7 @@ class LukePipe(TrainablePipe):
             "freeze_encoder": freeze_encoder,
             "max_entities_per_pass": max_entities_per_pass,
             "max_batch_cost": max_batch_cost,
+            "precision": precision,
             "labels": [],
             **cfg,
         }
@@ -148,7 +184,7 @@ class LukePipe(TrainablePipe):
         if self.cfg["freeze_encoder"]:
             for param in luke_model.luke.parameters() if hasattr(luke_model, "luke") else luke_model.parameters():
                 param.requires_grad_(False)
-        set_torch_module(self.model, luke_model)
+        set_torch_module(self.model, luke_model, precision=self.cfg.get("precision", "float32"))
         self._tokenizer = tokenizer
         self._encoder = DocEncoder(tokenizer)
         self._tokenizer_files = {name: (folder / name).read_bytes() for name in TOKENIZER_FILES if (folder / name).is_file()}
@@ -160,11 +196,13 @@ class LukePipe(TrainablePipe):
     # ------------------------------------------------------------------ running passes
 
     def _run_batches(self, inputs: List[Dict[str, np.ndarray]], *, is_train: bool = False):
-        """Run padded batches of ``inputs`` (one dict per pass); yields (indices, outputs, backprop)."""
-        from .windows import batch_by_cost
+        """Run padded batches of ``inputs`` (one dict per pass); yields (indices, outputs, backprop).
 
+        Batches are buckets of similar passes (see :func:`bucket_by_cost`): each within
+        ``max_batch_cost`` padded slots and at most ``MAX_PADDING`` padding.
+        """
         costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
-        for batch in batch_by_cost(costs, self.cfg["max_batch_cost"]):
+        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
             padded = dict(self._encoder.pad([inputs[i] for i in batch], return_tensors="np"))
             if is_train:
                 outputs, backprop = self.model.begin_update(padded)

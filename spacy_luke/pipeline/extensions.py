@@ -7,3 +7,21 @@ from spacy.tokens import Doc, Span
 def install_extensions() -> None:
     if not Span.has_extension("luke_score"):
         Span.set_extension("luke_score", default=None)
+
+
+def install_typer_extensions() -> None:
+    """``Span._.luke_types``: {label: probability} of the predicted types (None: not typed)."""
+    if not Span.has_extension("luke_types"):
+        Span.set_extension("luke_types", default=None)
+
+
+def install_relation_extensions() -> None:
+    """``Doc._.luke_relations``: list of {"head": [start_char, end_char], "tail": [...], "label", "score"}."""
+    if not Doc.has_extension("luke_relations"):
+        Doc.set_extension("luke_relations", default=None)
+
+
+def install_vector_extensions() -> None:
+    """``Span._.luke_vector``: the entity's contextual vector (float32 numpy; None: not encoded)."""
+    if not Span.has_extension("luke_vector"):
+        Span.set_extension("luke_vector", default=None)

@@ -60,6 +60,7 @@ class SpanScores:
         "spans_key": None,
         "lite": True,
         "freeze_encoder": False,
+        "precision": "float32",
         "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -78,6 +79,7 @@ def make_luke_ner(
     lite: bool,
     freeze_encoder: bool,
     scorer: Optional[Callable],
+    precision: str = "float32",
 ) -> "LukeNER":
     """LUKE named entity recognition.
 
@@ -92,6 +94,7 @@ def make_luke_ner(
     lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
+    precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
     """
     return LukeNER(
         nlp.vocab,
@@ -107,6 +110,7 @@ def make_luke_ner(
         lite=lite,
         freeze_encoder=freeze_encoder,
         scorer=scorer,
+        precision=precision,
     )
 
 

@@ -190,6 +190,83 @@ class DocEncoder:
             "entity_end_positions": ends - 1,
         }
 
+    def marker_inputs_from_pieces(
+        self, pieces: TokenPieces, spans: Union[np.ndarray, Sequence[Tuple[int, int]]]
+    ) -> Dict[str, np.ndarray]:
+        """Entity (pair) classification inputs: one span, or an ordered (head, tail) pair, marked.
+
+        The same values as ``LukeTokenizer(task="entity_classification")`` (one span) or
+        ``task="entity_pair_classification"`` (two spans, head then tail) on the window text
+        with the spans' character offsets (no padding): ``<ent>`` pieces around the (head)
+        span, ``<ent2>`` around the tail, the [MASK] (and [MASK2]) entity over the
+        marker-to-marker positions, ``-1``-padded to ``max_mention_length``. No
+        ``entity_start_positions``: these heads read the entity states only. Pad with :meth:`pad`.
+        """
+        tok = self.tokenizer
+        spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        if len(spans) not in (1, 2):
+            raise ValueError(f"Marker inputs take one span (entity classification) or two (head, tail); got {len(spans)}.")
+        for start, end in spans.tolist():
+            if start < 0 or end > pieces.n_tokens or start >= end:
+                raise ValueError(
+                    f"Span {[start, end]} is not a non-empty token range [start, end) inside the window of "
+                    f"{pieces.n_tokens} tokens."
+                )
+        markers = [tok.entity_token_1_id, tok.entity_token_2_id][: len(spans)]
+        declared = getattr(tok, "_declared_tokens", None)
+        needed = [tok.entity_token_1, tok.entity_token_2][: len(spans)]
+        if declared is not None and any(token not in declared for token in needed):
+            raise ValueError(
+                f"Entity {'pair ' if len(spans) == 2 else ''}classification marks spans with {needed}, but the "
+                "tokenizer's vocabulary (vocab / added_tokens.json / special_tokens_map.json) lacks them: use the "
+                "tokenizer files of a LUKE checkpoint fine-tuned for this task."
+            )
+        piece_spans = [(int(pieces.starts[s]), int(pieces.ends[e - 1])) for s, e in spans.tolist()]
+        for p_start, p_end in piece_spans:
+            if p_start >= p_end:
+                raise ValueError("A marked span must have word pieces (it is only whitespace).")
+        if len(piece_spans) == 2:
+            (h0, h1), (t0, t1) = piece_spans
+            if h0 < t1 and t0 < h1:
+                raise ValueError(f"The head and tail spans {spans.tolist()} overlap; a pair needs two disjoint spans.")
+            if h0 < t0:
+                entity_spans = [(h0, h1 + 2), (t0 + 2, t1 + 4)]
+            else:
+                entity_spans = [(h0 + 2, h1 + 4), (t0, t1 + 2)]
+        else:
+            (h0, h1), = piece_spans
+            entity_spans = [(h0, h1 + 2)]
+        # Insert the markers (np.insert keeps the given order at equal indices: head end, then tail start).
+        where, values = [], []
+        for (p_start, p_end), marker in sorted(zip(piece_spans, markers)):
+            where += [p_start, p_end]
+            values += [marker, marker]
+        body = np.insert(pieces.ids, where, values)
+        n_pieces = len(body) + 2
+        if n_pieces > tok.model_max_length:
+            raise ValueError(
+                f"The window is {n_pieces} word pieces long (with <s>, </s> and markers), more than "
+                f"model_max_length={tok.model_max_length}; encode fewer tokens per window."
+            )
+        input_ids = np.empty(n_pieces, dtype=np.int64)
+        input_ids[0] = tok.cls_token_id
+        input_ids[1:-1] = body
+        input_ids[-1] = tok.sep_token_id
+        mml = tok.max_mention_length
+        offsets = np.arange(mml, dtype=np.int64)
+        starts = np.asarray([s for s, _ in entity_spans], dtype=np.int64) + 1  # + 1 for <s>
+        ends = np.asarray([e for _, e in entity_spans], dtype=np.int64) + 1
+        positions = starts[:, None] + offsets[None, :]
+        positions[offsets[None, :] >= (ends - starts)[:, None]] = -1
+        entity_ids = [tok.entity_mask_token_id, tok.entity_mask2_token_id][: len(spans)]
+        return {
+            "input_ids": input_ids,
+            "attention_mask": np.ones(n_pieces, dtype=np.int64),
+            "entity_ids": np.asarray(entity_ids, dtype=np.int64),
+            "entity_attention_mask": np.ones(len(spans), dtype=np.int64),
+            "entity_position_ids": positions,
+        }
+
     def pad(
         self,
         batch: Sequence[Dict[str, np.ndarray]],
@@ -221,6 +298,8 @@ class DocEncoder:
         }
         out: Dict[str, np.ndarray] = {}
         for key, fill in fills.items():
+            if key not in batch[0]:  # e.g. no span positions for the entity (pair) classification heads
+                continue
             length = word_len if key in ("input_ids", "attention_mask") else entity_len
             shape = (len(batch), length) + ((tok.max_mention_length,) if key == "entity_position_ids" else ())
             array = np.full(shape, fill, dtype=np.int64)

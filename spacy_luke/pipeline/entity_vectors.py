@@ -1,0 +1,253 @@
+"""``luke_entity_vectors``: contextual entity vectors from the LUKE encoder (no task head).
+
+All spans of a word window (``doc.ents`` by default, or the ``candidates`` suggester's) go in
+together as entities, without markers, exactly as transformers' ``LukeModel`` does when given
+several ``entity_spans``: each entity is the [MASK] entity (or, with ``use_kb_ids = true`` and a
+``span.kb_id_`` that is a title of the entity vocabulary, that Wikipedia entity: LUKE's
+knowledge-enhanced mode) placed over the span's word pieces.
+
+Pooling: none beyond LUKE's own. The entity's input embedding is its entity embedding plus
+the mean of the position embeddings of the span's word pieces; the vector written is that
+entity token's last hidden state (``entity_last_hidden_state``), which attends to every word
+of the window and to the other entities. ``Span._.luke_vector`` holds it as a float32 numpy
+array of ``hidden_size`` values.
+
+With ``set_vector_hooks = true``, ``span.vector`` returns ``span._.luke_vector`` (zeros for a
+span the pipe did not encode) and ``span.similarity(other)`` is the cosine of the two vectors.
+The hooks live on the Doc object and are not serialized (DocBin, ``n_process``): the vectors are.
+Windows and passes follow ``luke_ner`` (long docs: windows centred on each sentence).
+"""
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from thinc.api import Config, Model
+
+from ..tokenization.doc_encoder import TokenPieces
+from .candidates import Suggester, sentence_bounds
+from .extensions import install_vector_extensions
+from .base import LukePipe
+from .loaders import CheckpointLoader, LukeCheckpoint
+from .marked import doc_spans
+from .windows import plan_windows, split_passes
+
+DEFAULT_ENCODER_MODEL = Config().from_str(
+    """
+[model]
+@architectures = "spacy-luke.EntityEncoder.v1"
+mixed_precision = false
+"""
+)["model"]
+
+
+@Language.factory(
+    "luke_entity_vectors",
+    assigns=["span._.luke_vector"],
+    default_config={
+        "model": DEFAULT_ENCODER_MODEL,
+        "pretrained": None,
+        "candidates": None,
+        "use_kb_ids": False,
+        "set_vector_hooks": False,
+        "max_entities_per_pass": 32,
+        "max_batch_cost": 16384,
+        "lite": None,
+    },
+)
+def make_luke_entity_vectors(
+    nlp: Language,
+    name: str,
+    model: Model,
+    pretrained: Optional[str],
+    candidates: Optional[Suggester],
+    use_kb_ids: bool,
+    set_vector_hooks: bool,
+    max_entities_per_pass: int,
+    max_batch_cost: int,
+    lite: Optional[bool],
+) -> "LukeEntityVectors":
+    """Contextual LUKE entity vectors in Span._.luke_vector.
+
+    model (Model): the LUKE encoder architecture (spacy-luke.EntityEncoder.v1).
+    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint (e.g. studio-ousia/luke-base).
+    candidates (Optional[Suggester]): the spans to encode; default: doc.ents.
+    use_kb_ids (bool): input a span whose kb_id_ is an entity-vocabulary title as that Wikipedia entity (else [MASK]).
+    set_vector_hooks (bool): make span.vector / span.similarity use the LUKE vector.
+    max_entities_per_pass (int): spans per model input; more reuse the same words in further passes.
+    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
+    lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
+    """
+    return LukeEntityVectors(
+        nlp.vocab,
+        model,
+        name,
+        pretrained=pretrained,
+        candidates=candidates,
+        use_kb_ids=use_kb_ids,
+        set_vector_hooks=set_vector_hooks,
+        max_entities_per_pass=max_entities_per_pass,
+        max_batch_cost=max_batch_cost,
+        lite=(not use_kb_ids) if lite is None else lite,
+        lang=nlp.lang,
+    )
+
+
+class LukeEntityVectors(LukePipe):
+    head = "LukeModel"
+
+    def __init__(
+        self,
+        vocab,
+        model: Model,
+        name: str = "luke_entity_vectors",
+        *,
+        pretrained: Optional[str] = None,
+        candidates: Optional[Suggester] = None,
+        use_kb_ids: bool = False,
+        set_vector_hooks: bool = False,
+        lang: Optional[str] = None,
+        **settings: Any,
+    ):
+        if use_kb_ids and settings.get("lite"):
+            raise ValueError(
+                f"[{name}] use_kb_ids = true needs the full entity vocabulary, but lite = true keeps only the "
+                "special entities: set lite = false (or leave it unset)."
+            )
+        super().__init__(
+            vocab, model, name, pretrained=pretrained, use_kb_ids=use_kb_ids, set_vector_hooks=set_vector_hooks, lang=lang, **settings
+        )
+        self.candidates = candidates
+        install_vector_extensions()
+
+    @property
+    def labels(self):
+        return tuple()
+
+    # ------------------------------------------------------------------ predict / annotate
+
+    def _entity_ids(self, doc: Doc, spans: np.ndarray) -> np.ndarray:
+        tok = self._tokenizer
+        ids = np.full(len(spans), tok.entity_mask_token_id, dtype=np.int64)
+        if not self.cfg["use_kb_ids"]:
+            return ids
+        vocab = tok.entity_vocab
+        lang = self.cfg.get("lang")
+        for i, (start, end) in enumerate(spans.tolist()):
+            title = doc[start:end].kb_id_
+            if not title:
+                # the kb_id of the entity in doc.ents over these tokens, if any
+                for ent in doc.ents:
+                    if ent.start == start and ent.end == end:
+                        title = ent.kb_id_
+                        break
+            if title:
+                if lang and f"{lang}:{title}" in vocab:
+                    ids[i] = vocab[f"{lang}:{title}"]
+                elif title in vocab:
+                    ids[i] = vocab[title]
+        return ids
+
+    def predict(self, docs: Iterable[Doc]) -> List[np.ndarray]:
+        """Per doc: the spans ``(n, 2)``, their vectors ``(n, hidden)`` and whether each was encoded."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
+        spans = doc_spans(self.name, self.candidates, docs)
+        if not any(len(s) for s in spans):
+            return [(s, np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for s in spans]
+        self._ensure_loaded()
+        encoder = self.doc_encoder
+        config = self.luke_model.config
+        budget = min(self._tokenizer.model_max_length, config.max_position_embeddings - config.pad_token_id - 1) - 2
+        hidden = config.hidden_size
+        results = [(s, np.zeros((len(s), hidden), dtype=np.float32), np.zeros(len(s), dtype=bool)) for s in spans]
+        passes, inputs = [], []
+        for d, (doc, doc_spans_) in enumerate(zip(docs, spans)):
+            if len(doc) == 0 or len(doc_spans_) == 0:
+                continue
+            pieces = encoder.encode_tokens([t.text for t in doc], [t.whitespace_ for t in doc])
+            windows, _ = plan_windows(pieces.starts, pieces.ends, sentence_bounds(doc), doc_spans_, budget)
+            entity_ids = self._entity_ids(doc, doc_spans_)
+            for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
+                start, end = p.window
+                first, last = int(pieces.starts[start]), int(pieces.ends[end - 1])
+                window = TokenPieces(ids=pieces.ids[first:last], starts=pieces.starts[start:end] - first, ends=pieces.ends[start:end] - first)
+                x = encoder.span_inputs_from_pieces(window, doc_spans_[p.span_indices] - start)
+                del x["entity_start_positions"], x["entity_end_positions"]
+                x["entity_ids"] = entity_ids[p.span_indices]
+                passes.append(p)
+                inputs.append(x)
+        for batch, states, _ in self._run_batches(inputs):
+            for row, i in enumerate(batch):
+                p = passes[i]
+                _, vectors, done = results[p.doc_index]
+                vectors[p.span_indices] = states[row, : len(p.span_indices)]
+                done[p.span_indices] = True
+        return results
+
+    def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
+        for doc, (spans, vectors, done) in zip(docs, predictions):
+            for i in np.flatnonzero(done).tolist():
+                Span(doc, int(spans[i, 0]), int(spans[i, 1]))._.luke_vector = np.ascontiguousarray(vectors[i], dtype=np.float32)
+            if self.cfg["set_vector_hooks"] and len(doc):
+                hidden = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else None
+                doc.user_span_hooks["vector"] = _LukeVector(hidden)
+                doc.user_span_hooks["similarity"] = _cosine_similarity
+
+    # ------------------------------------------------------------------ no training
+
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        loader: Optional[CheckpointLoader] = None,
+    ) -> None:
+        """Load the encoder weights (from ``loader`` or ``pretrained``); the pipe has nothing to train."""
+        if loader is None:
+            if not self.cfg.get("pretrained"):
+                raise ValueError(
+                    f"[{self.name}] needs weights to initialize: set `pretrained` in [components.{self.name}] "
+                    f"or a loader in [initialize.components.{self.name}] "
+                    '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
+                )
+            checkpoint = LukeCheckpoint(self.cfg["pretrained"])
+        else:
+            checkpoint = loader()
+        self._load(LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"]))
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Nothing to train (the vectors are the pretrained encoder's): losses unchanged."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        return losses
+
+    @property
+    def is_trainable(self) -> bool:
+        return False
+
+
+class _LukeVector:
+    """``span.vector`` hook: the LUKE vector, or zeros for a span the pipe did not encode."""
+
+    def __init__(self, size: Optional[int]):
+        self.size = size
+
+    def __call__(self, span: Span) -> np.ndarray:
+        vector = span._.luke_vector
+        if vector is not None:
+            return np.asarray(vector, dtype=np.float32)
+        return np.zeros(self.size or 0, dtype=np.float32)
+
+
+def _cosine_similarity(span: Span, other) -> float:
+    a = span.vector
+    b = other.vector
+    if a.shape != b.shape:
+        raise ValueError(f"Cannot compare a LUKE span vector of size {a.shape} with a vector of size {b.shape}.")
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b) / norm) if norm else 0.0
