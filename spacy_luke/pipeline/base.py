@@ -159,6 +159,20 @@ class LukePipe(TrainablePipe):
             )
         self._load(LukeCheckpoint(self.cfg["pretrained"], lite=self.cfg["lite"]))
 
+    def _checkpoint_to_initialize(self, loader: Optional[Callable[[], LukeCheckpoint]]) -> LukeCheckpoint:
+        """The checkpoint ``initialize`` loads: the ``[initialize]`` loader's, else ``pretrained``."""
+        if loader is None:
+            if not self.cfg.get("pretrained"):
+                raise ValueError(
+                    f"[{self.name}] needs weights to initialize: set `pretrained` in [components.{self.name}] "
+                    f"or a loader in [initialize.components.{self.name}] "
+                    '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
+                )
+            checkpoint = LukeCheckpoint(self.cfg["pretrained"])
+        else:
+            checkpoint = loader()
+        return LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"])
+
     def _tokenizer_settings(self) -> Dict[str, Any]:
         return {}
 

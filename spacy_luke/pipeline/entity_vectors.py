@@ -30,7 +30,7 @@ from ..tokenization.doc_encoder import TokenPieces
 from .candidates import Suggester, sentence_bounds
 from .extensions import install_vector_extensions
 from .base import LukePipe
-from .loaders import CheckpointLoader, LukeCheckpoint
+from .loaders import CheckpointLoader
 from .marked import doc_spans
 from .windows import plan_windows, split_passes
 
@@ -207,17 +207,7 @@ class LukeEntityVectors(LukePipe):
         loader: Optional[CheckpointLoader] = None,
     ) -> None:
         """Load the encoder weights (from ``loader`` or ``pretrained``); the pipe has nothing to train."""
-        if loader is None:
-            if not self.cfg.get("pretrained"):
-                raise ValueError(
-                    f"[{self.name}] needs weights to initialize: set `pretrained` in [components.{self.name}] "
-                    f"or a loader in [initialize.components.{self.name}] "
-                    '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
-                )
-            checkpoint = LukeCheckpoint(self.cfg["pretrained"])
-        else:
-            checkpoint = loader()
-        self._load(LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"]))
+        self._load(self._checkpoint_to_initialize(loader))
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
         """Nothing to train (the vectors are the pretrained encoder's): losses unchanged."""

@@ -169,17 +169,7 @@ class MarkedItemsPipe(LukePipe):
         labels = self._with_fixed_labels(list(labels))
         if labels:
             self.cfg["labels"] = labels
-        if loader is None:
-            if not self.cfg.get("pretrained"):
-                raise ValueError(
-                    f"[{self.name}] needs weights to initialize: set `pretrained` in [components.{self.name}] "
-                    f"or a loader in [initialize.components.{self.name}] "
-                    '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
-                )
-            checkpoint = LukeCheckpoint(self.cfg["pretrained"])
-        else:
-            checkpoint = loader()
-        self._load(LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"]))
+        self._load(self._checkpoint_to_initialize(loader))
 
     def _labels_in(self, examples: Iterable[Example]) -> List[str]:
         raise NotImplementedError

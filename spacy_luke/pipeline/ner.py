@@ -23,7 +23,7 @@ from ..tokenization.doc_encoder import TokenPieces
 from .base import LukePipe
 from .candidates import Suggester, sentence_bounds, sentence_spans, split_ragged
 from .extensions import install_extensions
-from .loaders import CheckpointLoader, LukeCheckpoint
+from .loaders import CheckpointLoader
 from .windows import Pass, plan_windows, split_passes
 
 NIL_LABELS = ("NIL", "O")
@@ -301,17 +301,7 @@ class LukeNER(LukePipe):
         labels = [label for label in labels if label not in NIL_LABELS]
         if labels:
             self.cfg["labels"] = list(labels)
-        if loader is None:
-            if not self.cfg.get("pretrained"):
-                raise ValueError(
-                    f"[{self.name}] needs weights to initialize: set `pretrained` in [components.{self.name}] "
-                    f"or a loader in [initialize.components.{self.name}] "
-                    '(@misc = "spacy-luke.HFLukeLoader.v1", name_or_path = ...).'
-                )
-            checkpoint = LukeCheckpoint(self.cfg["pretrained"])
-        else:
-            checkpoint = loader()
-        self._load(LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"]))
+        self._load(self._checkpoint_to_initialize(loader))
 
     def _gold(self, example: Example, spans: np.ndarray) -> np.ndarray:
         """The gold label index of each candidate (NIL when it is not a gold entity); -1 when unknown."""
