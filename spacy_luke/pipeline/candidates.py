@@ -25,7 +25,9 @@ def sentence_bounds(doc: Doc) -> List[tuple]:
 
 
 def _space_mask(doc: Doc) -> np.ndarray:
-    return np.fromiter((token.is_space for token in doc), dtype=bool, count=len(doc))
+    from spacy.attrs import IS_SPACE
+
+    return doc.to_array(IS_SPACE).astype(bool).reshape(-1)
 
 
 def sentence_spans(doc: Doc, max_length: int) -> np.ndarray:
