@@ -21,18 +21,6 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 SAFETENSORS_PATTERNS = ("model.safetensors", "model-*.safetensors", "model.safetensors.index.json")
 BIN_PATTERNS = ("pytorch_model.bin", "pytorch_model-*.bin", "pytorch_model.bin.index.json")
-TOKENIZER_FILES = (
-    "entity_vocab.json",
-    "entity_vocab.tsv",
-    "entity_vocab.jsonl",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "sentencepiece.bpe.model",
-    "tokenizer.json",
-)
 
 # (pattern, replacement) rewrites from a Hugging Face LUKE checkpoint name to our name.
 # Our module tree mirrors transformers' names below the `luke.` prefix, so the base-model
@@ -117,6 +105,7 @@ def resolve_checkpoint(
     ``pytorch_model.bin`` weights only when the repo has no safetensors.
     """
     from ..hub import resolve_folder
+    from ..tokenization.files import TOKENIZER_FILES
 
     settings = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token, what="checkpoint")
     folder = resolve_folder(name_or_path, allow_patterns=("config.json",) + TOKENIZER_FILES + SAFETENSORS_PATTERNS, **settings)

@@ -22,19 +22,13 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
 
+from ..tokenization.files import TOKENIZER_FILES
 from ..layers.luke_model import get_torch_module, has_torch_module, set_torch_module
 from .loaders import LukeCheckpoint
 
-# Files of a checkpoint folder that describe the tokenizer (copied into a saved pipe).
-TOKENIZER_FILES = (
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "sentencepiece.bpe.model",
-    "tokenizer.json",
-)
+# Word-tokenizer files of a checkpoint folder, copied into a saved pipe (the entity vocabulary
+# is written separately: it may have been pruned).
+WORD_TOKENIZER_FILES = tuple(name for name in TOKENIZER_FILES if not name.startswith("entity_vocab"))
 MODEL_DIR = "luke"
 # Prediction precision modes (``spacy_luke.model.precision.PRECISIONS``; kept here so that
 # constructing a pipe imports no torch).
@@ -201,7 +195,7 @@ class LukePipe(TrainablePipe):
         set_torch_module(self.model, luke_model, precision=self.cfg.get("precision", "float32"))
         self._tokenizer = tokenizer
         self._encoder = DocEncoder(tokenizer)
-        self._tokenizer_files = {name: (folder / name).read_bytes() for name in TOKENIZER_FILES if (folder / name).is_file()}
+        self._tokenizer_files = {name: (folder / name).read_bytes() for name in WORD_TOKENIZER_FILES if (folder / name).is_file()}
         self._after_load(luke_model)
 
     def _after_load(self, luke_model) -> None:
