@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--eval-limit", type=int, default=0, help="test sentences to evaluate (0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="")
+    parser.add_argument("--output", default="", help="write the report (JSON) here")
+    parser.add_argument("--save", default="", help="save the trained pipeline here (nlp.to_disk)")
     args = parser.parse_args()
 
     random.seed(args.seed)
@@ -82,6 +83,8 @@ def main() -> None:
         if time.time() - start > budget:
             break
     train_seconds = time.time() - start
+    if args.save:
+        nlp.to_disk(args.save)
 
     start = time.time()
     scores = nlp.evaluate(test, batch_size=32)

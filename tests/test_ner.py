@@ -6,7 +6,7 @@ import pytest
 import spacy
 import torch
 import transformers
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 
 from pipeline_fixtures import NER_LABELS, make_sentences, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
 
@@ -131,6 +131,44 @@ def test_candidates_never_cross_sentences(ner_checkpoint):
     # whitespace tokens never start or end a candidate
     doc = spacy.blank("en")("Tokyo  is\n\nbig")
     assert all(not doc[s].is_space and not doc[e - 1].is_space for s, e in sentence_spans(doc, 4).tolist())
+
+
+def _spans_by_loops(doc, max_length):
+    """The candidate rule spelled out with loops: within a sentence, no whitespace at either end."""
+    sentences = [(s.start, s.end) for s in doc.sents] if doc.has_annotation("SENT_START") else [(0, len(doc))]
+    return [
+        (i, j)
+        for start, end in (sentences if len(doc) else [])
+        for i in range(start, end)
+        for j in range(i + 1, min(end, i + max_length) + 1)
+        if not doc[i].is_space and not doc[j - 1].is_space
+    ]
+
+
+def test_candidates_of_many_docs_at_once_equal_the_rule():
+    import random
+
+    from spacy_luke.pipeline.candidates import sentence_spans_of_docs
+
+    nlp = spacy.blank("en")
+    rng = random.Random(3)
+    docs = []
+    for _ in range(120):
+        n = rng.randint(0, 30)
+        words = [rng.choice(["Tokyo", "is", "\n", " ", "big", "."]) for _ in range(n)]
+        kind = rng.random()
+        sent_starts = None
+        if n and kind < 0.4:
+            sent_starts = [True] + [rng.random() < 0.2 for _ in range(n - 1)]
+        elif n and kind < 0.6:
+            sent_starts = [rng.choice([True, False, None]) for _ in range(n)]
+        docs.append(Doc(nlp.vocab, words=words, spaces=[rng.random() < 0.5 for _ in words], sent_starts=sent_starts))
+    for max_length in (1, 3, 16):
+        got = sentence_spans_of_docs(docs, max_length)
+        assert len(got) == len(docs)
+        for doc, spans in zip(docs, got):
+            assert spans.dtype == np.int64 and spans.shape[1:] == (2,)
+            assert [tuple(s) for s in spans.tolist()] == _spans_by_loops(doc, max_length)
 
 
 def test_spancat_suggester_plugs_in(ner_checkpoint):

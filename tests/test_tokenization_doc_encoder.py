@@ -90,6 +90,31 @@ def test_alignment_and_cache(tokenizer):
     assert pieces.ends[-1] == len(pieces) and pieces.starts[0] == 0
 
 
+def test_keyed_tokens_equal_string_tokens(tokenizer):
+    """Encoding from string keys (spaCy ORTH ids) gives what encoding the strings gives."""
+    words = ["Tokyo", "is", "n't", "big", "\n", "city", "a\n", "!", "Tokyo", "東京"]
+    spaces = [True, False, True, False, False, False, False, True, True, False]
+    keys = {word: 1000 + i for i, word in enumerate(dict.fromkeys(words))}
+    texts = {key: word for word, key in keys.items()}
+    looked_up = []
+
+    def text_of(key):
+        looked_up.append(key)
+        return texts[key]
+
+    encoder = DocEncoder(tokenizer)
+    expected = DocEncoder(tokenizer).encode_tokens(words, spaces)
+    for _ in range(2):
+        got = encoder.encode_keyed_tokens([keys[w] for w in words], spaces, text_of)
+        for name in ("ids", "starts", "ends"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+    # strings are looked up only on cache misses: once per (key, preceded by whitespace)
+    after = [encoder.first_after_space] + [bool(spaces[i - 1]) or words[i - 1][-1].isspace() for i in range(1, len(words))]
+    assert len(looked_up) == len({(keys[w], a) for w, a in zip(words, after)})
+    with pytest.raises(ValueError, match="same length"):
+        encoder.encode_keyed_tokens([1, 2], [True], text_of)
+
+
 def test_glued_tokens_and_whitespace_tokens(luke_dir, mluke_dir):  # noqa: F811
     luke = DocEncoder(LukeTokenizer.from_pretrained(luke_dir))
     words = ["Tokyo", "is", "n't", "big", "\n", "city", "!"]

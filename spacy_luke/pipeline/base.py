@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 import srsly
 from spacy import util
+from spacy.attrs import ORTH, SPACY
 from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -203,15 +204,24 @@ class LukePipe(TrainablePipe):
 
     # ------------------------------------------------------------------ running passes
 
-    def _run_batches(self, inputs: List[Dict[str, np.ndarray]], *, is_train: bool = False):
-        """Run padded batches of ``inputs`` (one dict per pass); yields (indices, outputs, backprop).
+    def _doc_pieces(self, doc: Doc):
+        """The word pieces of a doc's tokens (:class:`TokenPieces`), from its ORTH/SPACY arrays."""
+        columns = doc.to_array([ORTH, SPACY])
+        return self._encoder.encode_keyed_tokens(columns[:, 0].tolist(), columns[:, 1].tolist(), doc.vocab.strings.__getitem__)
+
+    def _padded_batches(self, inputs: List[Dict[str, np.ndarray]]):
+        """Padded batches of ``inputs`` (one dict per pass); yields (indices, padded numpy arrays).
 
         Batches are buckets of similar passes (see :func:`bucket_by_cost`): each within
         ``max_batch_cost`` padded slots and at most ``MAX_PADDING`` padding.
         """
         costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
         for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
-            padded = dict(self._encoder.pad([inputs[i] for i in batch], return_tensors="np"))
+            yield batch, dict(self._encoder.pad([inputs[i] for i in batch], return_tensors="np"))
+
+    def _run_batches(self, inputs: List[Dict[str, np.ndarray]], *, is_train: bool = False):
+        """Run the padded batches of ``inputs``; yields (indices, outputs, backprop)."""
+        for batch, padded in self._padded_batches(inputs):
             if is_train:
                 outputs, backprop = self.model.begin_update(padded)
             else:

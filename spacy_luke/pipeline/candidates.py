@@ -5,7 +5,7 @@ lengths the number of spans of each doc, so spaCy's own suggesters
 (``spacy.ngram_range_suggester.v1`` ...) plug into the LUKE pipes unchanged.
 """
 
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 from spacy.tokens import Doc
@@ -17,17 +17,28 @@ Suggester = Callable[..., Ragged]
 
 def sentence_bounds(doc: Doc) -> List[tuple]:
     """Token ``(start, end)`` of each sentence; the whole doc when it has no sentence boundaries."""
+    starts = _sentence_starts(doc)
+    return list(zip(starts.tolist(), starts[1:].tolist() + [len(doc)]))
+
+
+def _sentence_starts(doc: Doc, sent_start: Optional[np.ndarray] = None) -> np.ndarray:
+    """Token index of each sentence start (``[0]`` without sentence boundaries; empty for an empty doc).
+
+    The same sentences as ``doc.sents``: token 0, and every later token whose ``sent_start`` is 1,
+    read with one ``doc.to_array`` call instead of iterating the Span objects.
+    """
     if len(doc) == 0:
-        return []
-    if doc.has_annotation("SENT_START"):
-        return [(sent.start, sent.end) for sent in doc.sents]
-    return [(0, len(doc))]
+        return np.zeros(0, dtype=np.int64)
+    if sent_start is None:
+        from spacy.attrs import SENT_START
 
-
-def _space_mask(doc: Doc) -> np.ndarray:
-    from spacy.attrs import IS_SPACE
-
-    return doc.to_array(IS_SPACE).astype(bool).reshape(-1)
+        sent_start = doc.to_array(SENT_START).reshape(-1).astype(np.int64)
+    if len(doc) > 1 and not sent_start[1:].any():  # no sentence annotation: one sentence
+        return np.zeros(1, dtype=np.int64)
+    starts = np.flatnonzero(sent_start == 1)
+    if len(starts) == 0 or starts[0] != 0:
+        starts = np.concatenate([[0], starts])
+    return starts.astype(np.int64)
 
 
 def sentence_spans(doc: Doc, max_length: int) -> np.ndarray:
@@ -35,24 +46,42 @@ def sentence_spans(doc: Doc, max_length: int) -> np.ndarray:
 
     Ordered by sentence, then start, then length (the order LUKE's NER enumerates them in).
     """
+    return sentence_spans_of_docs([doc], max_length)[0]
+
+
+def sentence_spans_of_docs(docs: Sequence[Doc], max_length: int) -> List[np.ndarray]:
+    """:func:`sentence_spans` of each doc, computed for all docs at once (no per-span Python)."""
+    from spacy.attrs import IS_SPACE, SENT_START
+
     if max_length < 1:
         raise ValueError(f"max_length must be at least 1, got {max_length}.")
-    spaces = _space_mask(doc)
-    out = []
-    for start, end in sentence_bounds(doc):
-        n = end - start
-        if n <= 0:
+    spaces, sentence_ends, positions, lengths = [], [], [], []
+    for doc in docs:
+        n = len(doc)
+        lengths.append(n)
+        if n == 0:
             continue
-        starts = np.repeat(np.arange(start, end), min(max_length, n))
-        lengths = np.tile(np.arange(1, min(max_length, n) + 1), n)
-        ends = starts + lengths
-        keep = ends <= end
-        starts, ends = starts[keep], ends[keep]
-        keep = ~spaces[starts] & ~spaces[ends - 1]
-        out.append(np.stack([starts[keep], ends[keep]], axis=1))
-    if not out:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.concatenate(out).astype(np.int64)
+        columns = doc.to_array([IS_SPACE, SENT_START]).astype(np.int64)
+        starts = _sentence_starts(doc, columns[:, 1])
+        ends = np.append(starts[1:], n)
+        spaces.append(columns[:, 0].astype(bool))
+        sentence_ends.append(np.repeat(ends, ends - starts))
+        positions.append(np.arange(n, dtype=np.int64))
+    if not positions:
+        return [np.zeros((0, 2), dtype=np.int64) for _ in docs]
+    space = np.concatenate(spaces)
+    token = np.concatenate(positions)  # index inside its doc
+    flat = np.arange(len(token), dtype=np.int64)  # index over all docs
+    doc_of_token = np.repeat(np.flatnonzero(np.asarray(lengths) > 0), [n for n in lengths if n > 0])
+    per_start = np.minimum(max_length, np.concatenate(sentence_ends) - token)  # spans starting at each token
+    first = np.repeat(flat, per_start)
+    length = np.arange(len(first), dtype=np.int64) - np.repeat(np.cumsum(per_start) - per_start, per_start) + 1
+    last = first + length - 1
+    keep = ~space[first] & ~space[last]
+    first, length = first[keep], length[keep]
+    spans = np.stack([token[first], token[first] + length], axis=1)
+    counts = np.bincount(doc_of_token[first], minlength=len(docs))
+    return np.split(spans, np.cumsum(counts)[:-1])
 
 
 def _ragged(ops: Ops, per_doc: List[np.ndarray]) -> Ragged:
@@ -70,7 +99,7 @@ def make_sentence_spans_candidates(max_length: int = 16) -> Suggester:
 
     def suggest(docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
         ops = ops or get_current_ops()
-        return _ragged(ops, [sentence_spans(doc, max_length) for doc in docs])
+        return _ragged(ops, sentence_spans_of_docs(list(docs), max_length))
 
     return suggest
 

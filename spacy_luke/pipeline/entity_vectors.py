@@ -26,13 +26,12 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Config, Model
 
-from ..tokenization.doc_encoder import TokenPieces
 from .candidates import Suggester, sentence_bounds
 from .extensions import install_vector_extensions
 from .base import LukePipe
 from .loaders import CheckpointLoader
 from .marked import doc_spans
-from .windows import plan_windows, split_passes
+from .windows import plan_windows, split_passes, window_pieces
 
 DEFAULT_ENCODER_MODEL = Config().from_str(
     """
@@ -168,14 +167,11 @@ class LukeEntityVectors(LukePipe):
         for d, (doc, doc_spans_) in enumerate(zip(docs, spans)):
             if len(doc) == 0 or len(doc_spans_) == 0:
                 continue
-            pieces = encoder.encode_tokens([t.text for t in doc], [t.whitespace_ for t in doc])
-            windows, _ = plan_windows(pieces.starts, pieces.ends, sentence_bounds(doc), doc_spans_, budget)
+            pieces = self._doc_pieces(doc)
+            windows, _ = plan_windows(pieces.starts, pieces.ends, lambda: sentence_bounds(doc), doc_spans_, budget)
             entity_ids = self._entity_ids(doc, doc_spans_)
             for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
-                start, end = p.window
-                first, last = int(pieces.starts[start]), int(pieces.ends[end - 1])
-                window = TokenPieces(ids=pieces.ids[first:last], starts=pieces.starts[start:end] - first, ends=pieces.ends[start:end] - first)
-                x = encoder.span_inputs_from_pieces(window, doc_spans_[p.span_indices] - start)
+                x = encoder.span_inputs_from_pieces(window_pieces(pieces, p.window), doc_spans_[p.span_indices] - p.window[0])
                 del x["entity_start_positions"], x["entity_end_positions"]
                 x["entity_ids"] = entity_ids[p.span_indices]
                 passes.append(p)

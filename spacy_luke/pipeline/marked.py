@@ -25,7 +25,7 @@ from ..tokenization.doc_encoder import TokenPieces
 from .base import LukePipe
 from .candidates import Suggester, split_ragged
 from .loaders import CheckpointLoader, LukeCheckpoint
-from .windows import centred_window
+from .windows import centred_window, window_pieces
 
 Item = Tuple[Tuple[int, int], ...]
 
@@ -109,7 +109,7 @@ class MarkedItemsPipe(LukePipe):
         for d, (doc, doc_items) in enumerate(zip(docs, items)):
             if not doc_items or len(doc) == 0:
                 continue
-            pieces = encoder.encode_tokens([t.text for t in doc], [t.whitespace_ for t in doc])
+            pieces = self._doc_pieces(doc)
             n = len(doc)
             fits = int(pieces.ends[-1]) <= budget
             windows: Dict[Tuple[int, int], TokenPieces] = {}
@@ -126,10 +126,7 @@ class MarkedItemsPipe(LukePipe):
                 window = (0, n) if fits else centred_window(pieces.starts, pieces.ends, core, budget)
                 wp = windows.get(window)
                 if wp is None:
-                    start, end = window
-                    first, last = int(pieces.starts[start]), int(pieces.ends[end - 1])
-                    wp = TokenPieces(ids=pieces.ids[first:last], starts=pieces.starts[start:end] - first, ends=pieces.ends[start:end] - first)
-                    windows[window] = wp
+                    wp = windows[window] = window_pieces(pieces, window)
                 local = np.asarray(item, dtype=np.int64) - window[0]
                 inputs.append(encoder.marker_inputs_from_pieces(wp, local))
                 where.append((d, k))

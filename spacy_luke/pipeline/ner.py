@@ -19,12 +19,11 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from thinc.api import Config, Model, Ragged, get_current_ops
 
-from ..tokenization.doc_encoder import TokenPieces
 from .base import LukePipe
-from .candidates import Suggester, sentence_bounds, sentence_spans, split_ragged
+from .candidates import Suggester, sentence_bounds, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
 from .loaders import CheckpointLoader
-from .windows import Pass, plan_windows, split_passes
+from .windows import Pass, plan_windows, split_passes, window_pieces
 
 NIL_LABELS = ("NIL", "O")
 
@@ -177,7 +176,7 @@ class LukeNER(LukePipe):
 
     def _candidates(self, docs: Sequence[Doc]) -> List[np.ndarray]:
         if self.candidates is None:
-            return [sentence_spans(doc, self.cfg["max_mention_length"]) for doc in docs]
+            return sentence_spans_of_docs(docs, self.cfg["max_mention_length"])
         per_doc = split_ragged(self.candidates(docs, ops=get_current_ops()))
         for doc, spans in zip(docs, per_doc):
             if len(spans) and (spans.min() < 0 or spans[:, 1].max() > len(doc) or (spans[:, 0] >= spans[:, 1]).any()):
@@ -199,19 +198,12 @@ class LukeNER(LukePipe):
             if len(doc) == 0 or len(spans) == 0:
                 dropped.append(np.zeros(0, dtype=np.int64))
                 continue
-            pieces = encoder.encode_tokens([t.text for t in doc], [t.whitespace_ for t in doc])
-            windows, lost = plan_windows(pieces.starts, pieces.ends, sentence_bounds(doc), spans, budget)
+            pieces = self._doc_pieces(doc)
+            windows, lost = plan_windows(pieces.starts, pieces.ends, lambda: sentence_bounds(doc), spans, budget)
             dropped.append(lost)
             for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
-                start, end = p.window
-                first, last = int(pieces.starts[start]), int(pieces.ends[end - 1])
-                window = TokenPieces(
-                    ids=pieces.ids[first:last],
-                    starts=pieces.starts[start:end] - first,
-                    ends=pieces.ends[start:end] - first,
-                )
                 passes.append(p)
-                inputs.append(encoder.span_inputs_from_pieces(window, spans[p.span_indices] - start))
+                inputs.append(encoder.span_inputs_from_pieces(window_pieces(pieces, p.window), spans[p.span_indices] - p.window[0]))
         return passes, inputs, dropped
 
     # ------------------------------------------------------------------ predict / annotate

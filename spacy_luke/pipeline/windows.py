@@ -17,9 +17,11 @@ slots), not by doc count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
+
+from ..tokenization.doc_encoder import TokenPieces
 
 
 @dataclass
@@ -80,20 +82,23 @@ def sliding_windows(piece_starts: np.ndarray, piece_ends: np.ndarray, core: Tupl
 def plan_windows(
     piece_starts: np.ndarray,
     piece_ends: np.ndarray,
-    sentences: Sequence[Tuple[int, int]],
+    sentences: Union[Sequence[Tuple[int, int]], Callable[[], Sequence[Tuple[int, int]]]],
     spans: np.ndarray,
     budget: int,
 ) -> Tuple[List[Tuple[Tuple[int, int], np.ndarray]], np.ndarray]:
     """Group ``spans`` (token ``[start, end)``) into word windows of at most ``budget`` pieces.
 
-    Returns ``[(window, span indices), ...]`` and the indices of spans that fit no window
-    (a span longer than the budget by itself).
+    ``sentences``: the token ``(start, end)`` of each sentence, or a function giving them (called
+    only when the doc does not fit one window). Returns ``[(window, span indices), ...]`` and
+    the indices of spans that fit no window (a span longer than the budget by itself).
     """
     n_tokens = len(piece_starts)
     if len(spans) == 0 or n_tokens == 0:
         return [], np.zeros(0, dtype=np.int64)
     if _pieces(piece_starts, piece_ends, 0, n_tokens) <= budget:
         return [((0, n_tokens), np.arange(len(spans)))], np.zeros(0, dtype=np.int64)
+    if callable(sentences):
+        sentences = sentences()
     # The core of each span: its sentence when the span lies inside one, else the span itself.
     sent_arr = np.asarray(sentences, dtype=np.int64).reshape(-1, 2)
     sent_of_start = np.searchsorted(sent_arr[:, 1], spans[:, 0], side="right")
@@ -126,6 +131,15 @@ def plan_windows(
         by_window.setdefault(best, []).append(i)
     planned = [(window, np.asarray(indices, dtype=np.int64)) for window, indices in by_window.items()]
     return planned, np.asarray(dropped, dtype=np.int64)
+
+
+def window_pieces(pieces: TokenPieces, window: Tuple[int, int]) -> TokenPieces:
+    """The pieces of the tokens ``window`` (token ``[start, end)``), offsets relative to the window."""
+    start, end = window
+    if start == 0 and end == pieces.n_tokens:
+        return pieces
+    first, last = int(pieces.starts[start]), int(pieces.ends[end - 1])
+    return TokenPieces(ids=pieces.ids[first:last], starts=pieces.starts[start:end] - first, ends=pieces.ends[start:end] - first)
 
 
 def split_passes(doc_index: int, windows: List[Tuple[Tuple[int, int], np.ndarray]], max_entities: int) -> List[Pass]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -77,6 +77,8 @@ class DocEncoder:
         )
         self.max_cache_size = max_cache_size
         self._cache: Dict[PieceKey, Tuple[int, ...]] = {}
+        # (string key, preceded by whitespace) -> (pieces, the token ends with whitespace)
+        self._keyed_cache: Dict[Tuple[int, bool], Tuple[Tuple[int, ...], bool]] = {}
 
     # ------------------------------------------------------------------ pieces
 
@@ -97,6 +99,7 @@ class DocEncoder:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._keyed_cache.clear()
 
     def encode_tokens(self, words: Sequence[str], spaces: Sequence[Union[bool, str]]) -> TokenPieces:
         """Piece ids of a token sequence and each token's ``[start, end)`` piece range.
@@ -119,6 +122,36 @@ class DocEncoder:
                 found = self.pieces(word, after_space)
             piece_lists.append(found)
             after_space = bool(space) or (bool(word) and word[-1].isspace())
+        return self._token_pieces(piece_lists)
+
+    def encode_keyed_tokens(
+        self, keys: Sequence[int], spaces: Sequence[bool], text_of: Callable[[int], str]
+    ) -> TokenPieces:
+        """:meth:`encode_tokens` for tokens given as string keys (spaCy's ``ORTH`` hashes).
+
+        The pieces are cached per ``(key, preceded by whitespace)``; ``text_of(key)`` (e.g.
+        ``vocab.strings.__getitem__``) is called only for keys not seen before, so a warm cache
+        encodes a doc from two integer arrays (``doc.to_array([ORTH, SPACY])``) without touching
+        its Token objects.
+        """
+        if len(keys) != len(spaces):
+            raise ValueError(f"keys and spaces must have the same length; got {len(keys)} keys and {len(spaces)} flags.")
+        cache = self._keyed_cache
+        piece_lists: List[Tuple[int, ...]] = []
+        after_space = self.first_after_space
+        for key, space in zip(keys, spaces):
+            found = cache.get((key, after_space))
+            if found is None:
+                if len(cache) >= self.max_cache_size:
+                    cache.clear()
+                text = text_of(key)
+                found = (self.pieces(text, after_space), bool(text) and text[-1].isspace())
+                cache[(key, after_space)] = found
+            piece_lists.append(found[0])
+            after_space = bool(space) or found[1]
+        return self._token_pieces(piece_lists)
+
+    def _token_pieces(self, piece_lists: List[Tuple[int, ...]]) -> TokenPieces:
         n = len(piece_lists)
         lengths = np.fromiter(map(len, piece_lists), dtype=np.int64, count=n)
         ends = np.cumsum(lengths)
@@ -161,25 +194,23 @@ class DocEncoder:
             spans = spans.reshape(0, 2)
         if spans.ndim != 2 or spans.shape[1] != 2:
             raise ValueError(f"spans must be an (n, 2) array of token [start, end) offsets, got shape {spans.shape}.")
+        n_spans = len(spans)
         span_starts, span_ends = spans[:, 0], spans[:, 1]
-        bad = (span_starts < 0) | (span_ends > pieces.n_tokens) | (span_starts >= span_ends)
-        if bad.any():
-            first_bad = spans[np.argmax(bad)].tolist()
+        if n_spans and (span_starts.min() < 0 or span_ends.max() > pieces.n_tokens or (span_starts >= span_ends).any()):
+            bad = (span_starts < 0) | (span_ends > pieces.n_tokens) | (span_starts >= span_ends)
             raise ValueError(
-                f"Span {first_bad} is not a non-empty token range [start, end) inside the window of "
-                f"{pieces.n_tokens} tokens."
+                f"Span {spans[np.argmax(bad)].tolist()} is not a non-empty token range [start, end) inside the "
+                f"window of {pieces.n_tokens} tokens."
             )
         starts = pieces.starts[span_starts] + 1  # + 1 for <s>
-        ends = pieces.ends[span_ends - 1] + 1
-        mml = tok.max_mention_length
-        offsets = np.arange(mml, dtype=np.int64)
-        positions = starts[:, None] + offsets[None, :]
-        positions[offsets[None, :] >= (ends - starts)[:, None]] = -1
+        last = pieces.ends[span_ends - 1]  # the last piece, counting <s>
+        offsets = np.arange(tok.max_mention_length, dtype=np.int64)
+        positions = starts[:, None] + offsets
+        positions[positions > last[:, None]] = -1
         input_ids = np.empty(n_pieces, dtype=np.int64)
         input_ids[0] = tok.cls_token_id
         input_ids[1:-1] = pieces.ids
         input_ids[-1] = tok.sep_token_id
-        n_spans = len(spans)
         return {
             "input_ids": input_ids,
             "attention_mask": np.ones(n_pieces, dtype=np.int64),
@@ -187,7 +218,7 @@ class DocEncoder:
             "entity_attention_mask": np.ones(n_spans, dtype=np.int64),
             "entity_position_ids": positions,
             "entity_start_positions": starts,
-            "entity_end_positions": ends - 1,
+            "entity_end_positions": last,
         }
 
     def marker_inputs_from_pieces(
