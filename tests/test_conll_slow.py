@@ -9,7 +9,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
-from thinc.api import Adam
+from thinc.api import Adam, warmup_linear
 
 from conftest import CONLL_DIR
 from spacy_luke.conll import conll_to_docs
@@ -30,15 +30,23 @@ def _examples(nlp, docs):
 
 @pytest.mark.skipif(not (CONLL_DIR / "train.txt").is_file(), reason="CoNLL-2003 not available")
 def test_learns_conll_entities_from_minilm():
+    """The recipe of benchmarks/train_conll_minilm.py (batch 8, lr 2e-4, warmup-linear): 2 epochs of 1,500 sentences.
+
+    (One pass over 1,000 sentences, 125 updates, reached only 0.11 dev F1: the span classifier
+    first learns the non-entity class, about 98% of the candidates.)
+    """
     nlp = spacy.blank("en")
     nlp.add_pipe("luke_ner", config={"pretrained": str(_minilm()), "max_mention_length": 6})
-    train = _examples(nlp, conll_to_docs(CONLL_DIR / "train.txt", nlp.vocab, n_sents=1, limit=400))
-    dev = _examples(nlp, conll_to_docs(CONLL_DIR / "valid.txt", nlp.vocab, n_sents=1, limit=150))
-    optimizer = Adam(learn_rate=2e-4, grad_clip=1.0)
+    train = _examples(nlp, conll_to_docs(CONLL_DIR / "train.txt", nlp.vocab, n_sents=1, limit=1500))
+    dev = _examples(nlp, conll_to_docs(CONLL_DIR / "valid.txt", nlp.vocab, n_sents=1, limit=200))
+    batch_size, epochs = 8, 2
+    steps = epochs * -(-len(train) // batch_size)
+    optimizer = Adam(learn_rate=warmup_linear(2e-4, steps // 20, steps), L2=0.01, grad_clip=1.0, eps=1e-6)
     nlp.initialize(lambda: train, sgd=optimizer)
     before = nlp.evaluate(dev)["ents_f"]
-    for epoch in range(2):
-        for i in range(0, len(train), 16):
-            nlp.update(train[i : i + 16], sgd=optimizer)
+    for _ in range(epochs):
+        for i in range(0, len(train), batch_size):
+            nlp.update(train[i : i + batch_size], sgd=optimizer)
+            optimizer.step_schedules()
     after = nlp.evaluate(dev)
-    assert after["ents_f"] > max(0.4, before + 0.3), (before, after["ents_f"], after["ents_per_type"])
+    assert after["ents_f"] > max(0.5, before + 0.4), (before, after["ents_f"], after["ents_per_type"])

@@ -174,6 +174,8 @@ def test_int8_view_shares_float_modules_and_keeps_weights(shared_model):
     assert view.luke.embeddings is model.luke.embeddings  # shared, not copied
     assert view.luke.encoder.layer[0].output.LayerNorm is model.luke.encoder.layer[0].output.LayerNorm
     assert type(model.luke.encoder.layer[0].attention.self.query) is torch.nn.Linear
+    assert type(view.luke.encoder.layer[0].attention.self.query) is not torch.nn.Linear  # quantized
+    assert view.classifier is model.classifier  # the output layer stays float32, shared
     assert all(att.frozen_shared for att in _attention_modules(view))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)

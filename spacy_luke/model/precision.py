@@ -8,8 +8,9 @@
   softmax stay float32 (no second copy of the weights). On a CPU without native bfloat16
   (AVX512-BF16 or AMX) the 16-bit products are emulated and *slower* than float32: a warning
   says so.
-- ``"int8"``: CPU only. Every ``nn.Linear`` of the model is replaced by a dynamically quantized
-  one (int8 weights per output channel, activations quantized per batch), in an inference view
+- ``"int8"``: CPU only. Every ``nn.Linear`` of the encoder is replaced by a dynamically quantized
+  one (int8 weights per output channel, activations quantized per batch); the heads' output
+  layers stay float32 (see ``_KEEP_FLOAT``). This happens in an inference view
   that shares every other module (embeddings, LayerNorms) with the float model, so the float
   weights stay trainable and saveable. :func:`inference_view` builds it.
 
@@ -33,8 +34,11 @@ logger = logging.getLogger("spacy_luke")
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 _AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 _WARNED = set()
-# Linear layers whose ``.weight`` is read directly (an untied LM decoder): left in float.
-_KEEP_FLOAT = ("decoder",)
+# Linear layers left in float32 by int8 quantization: an untied LM decoder (its ``.weight`` is read
+# directly), and the heads' output layers (``classifier``, ``qa_outputs``). Those produce the logits
+# the decisions are made on, cost next to nothing (a few outputs per row), and quantizing their
+# input, the concatenated hidden states, per tensor is where int8 flips near decisions.
+_KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
 
 
 def check_precision(precision: str) -> str:
@@ -117,7 +121,9 @@ def quantize_linears(module: nn.Module) -> nn.Module:
     from .attention import EntityAwareSelfAttention
 
     def convert(node: nn.Module, name: str = "") -> nn.Module:
-        if type(node) is nn.Linear and name not in _KEEP_FLOAT:
+        if type(node) is nn.Linear and name in _KEEP_FLOAT:
+            return node  # shared, float32
+        if type(node) is nn.Linear:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 node.qconfig = per_channel_dynamic_qconfig
