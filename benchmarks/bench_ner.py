@@ -325,17 +325,25 @@ def input_building(reference: Reference, ours: Ours, docs, repeats: int = 3) -> 
             for _ in ner._padded_batches(inputs):  # padded as the pipe batches them
                 pass
             times[key].append(time.perf_counter() - start)
-    # Same inputs? (ids and entity positions, sentence by sentence)
+    # Same inputs? (ids and entity positions, pass by pass, read back from the padded batches)
     mismatches = 0
     candidates = ner._candidates(docs)
     passes, inputs, _ = ner._passes(docs, candidates)
-    for p, x in zip(passes, inputs):
-        _, encoded = reference.inputs(docs[p.doc_index])
-        mml = x["entity_position_ids"].shape[1]
-        if not (np.array_equal(encoded["input_ids"][0].numpy(), x["input_ids"])
-                and np.array_equal(encoded["entity_position_ids"][0, :, :mml].numpy(), x["entity_position_ids"])):
-            mismatches += 1
+    for batch, padded in ner._padded_batches(inputs):
+        for row, i in enumerate(batch):
+            _, encoded = reference.inputs(docs[passes[i].doc_index])
+            n_words, n_entities = int(padded["attention_mask"][row].sum()), int(padded["entity_attention_mask"][row].sum())
+            mml = padded["entity_position_ids"].shape[2]
+            if not (np.array_equal(encoded["input_ids"][0].numpy(), padded["input_ids"][row, :n_words])
+                    and np.array_equal(encoded["entity_position_ids"][0, :, :mml].numpy(), padded["entity_position_ids"][row, :n_entities])):
+                mismatches += 1
     return {**{k: min(v) for k, v in times.items()}, "input_mismatches": mismatches, "passes": len(passes)}
+
+
+def _print_input_building(ib: Dict[str, float]) -> None:
+    print(f"input building ({ib['passes']} passes): transformers {ib['transformers']:.4f}s, ours cold {ib['ours_cold']:.4f}s "
+          f"({ib['transformers'] / ib['ours_cold']:.1f}x), warm {ib['ours_warm']:.4f}s ({ib['transformers'] / ib['ours_warm']:.1f}x), "
+          f"input mismatches: {ib['input_mismatches']}")
 
 
 def machine() -> Dict[str, str]:
@@ -375,6 +383,7 @@ def main(argv=None) -> Dict:
     parser.add_argument("--bpe-vocab", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--inputs-only", action="store_true", help="only time input building (transformers vs the first mode)")
     parser.add_argument("--max-batch-cost", type=int, default=0, help="luke_ner max_batch_cost (default: the pipe's)")
     parser.add_argument("--malloc", choices=["default", "tuned"], default="default",
                         help="tuned: re-run with glibc keeping freed memory (MALLOC_* settings below), for both systems")
@@ -418,6 +427,16 @@ def main(argv=None) -> Dict:
         gc.collect()
         loaded[ours.name] = rss_bytes() - before
         systems.append(ours)
+    if args.inputs_only:
+        if reference is None:
+            parser.error("--inputs-only needs the transformers reference (drop --skip-reference)")
+        report = {"machine": info, "command": " ".join(sys.argv), "checkpoint": str(folder), "data": source, "words": n_words,
+                  "spans": n_spans, "sentences": len(sentences),
+                  "input_building": input_building(reference, systems[1], make_docs(systems[1].nlp.vocab, sentences), repeats=5)}
+        _print_input_building(report["input_building"])
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
+        return report
     # Warm-up (first calls allocate, JIT-select kernels, build the int8 copy)
     for system in systems:
         system.run(make_docs(systems[-1].nlp.vocab, sentences[-8:]))
@@ -482,10 +501,7 @@ def main(argv=None) -> Dict:
               f"{e.get('vs_transformers', {}).get('sentences_identical', float('nan')):.4f} | "
               f"{e.get('vs_float32', {}).get('entities_found', float('nan')):.4f} |")
     if "input_building" in report:
-        ib = report["input_building"]
-        print(f"input building ({ib['passes']} passes): transformers {ib['transformers']:.3f}s, ours cold {ib['ours_cold']:.3f}s "
-              f"({ib['transformers'] / ib['ours_cold']:.1f}x), warm {ib['ours_warm']:.3f}s ({ib['transformers'] / ib['ours_warm']:.1f}x), "
-              f"input mismatches: {ib['input_mismatches']}")
+        _print_input_building(report["input_building"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return report

@@ -94,7 +94,7 @@ def test_keyed_tokens_equal_string_tokens(tokenizer):
     """Encoding from string keys (spaCy ORTH ids) gives what encoding the strings gives."""
     words = ["Tokyo", "is", "n't", "big", "\n", "city", "a\n", "!", "Tokyo", "東京"]
     spaces = [True, False, True, False, False, False, False, True, True, False]
-    keys = {word: 1000 + i for i, word in enumerate(dict.fromkeys(words))}
+    keys = {word: 2**63 + 1000 + i for i, word in enumerate(dict.fromkeys(words))}  # 64-bit, as spaCy's hashes
     texts = {key: word for word, key in keys.items()}
     looked_up = []
 
@@ -147,3 +147,91 @@ def test_doc_encoder_errors(luke_dir):  # noqa: F811
         encoder.span_inputs(["word"] * 20, [True] * 20, [(0, 1)])
     empty = encoder.span_inputs(words, [True] * 3, [])
     assert empty["entity_position_ids"].shape == (0, encoder.tokenizer.max_mention_length)
+
+
+def _keyed(words_list):
+    """(columns per doc, text_of) as spaCy gives them: ORTH-like keys and whitespace flags."""
+    keys = {}
+    columns = []
+    rng = random.Random(5)
+    for words in words_list:
+        # 64-bit keys as spaCy's hashes (above 2**63: a signed view would change them)
+        rows = [(keys.setdefault(w, 2**63 + 12345 * len(keys)), int(rng.random() < 0.8)) for w in words]
+        columns.append(np.asarray(rows, dtype=np.uint64).reshape(-1, 2))
+    texts = {key: word for word, key in keys.items()}
+    return columns, texts.__getitem__
+
+
+def test_keyed_docs_equal_one_doc_at_a_time(tokenizer):
+    """encode_keyed_docs (many docs, one piece array, misses encoded in one batch) == per doc."""
+    docs = _random_sentences(30, seed=11) + [[], ["\n"], ["Tokyo", "\n", " ", "n't"], SENTENCES[2]]
+    docs = [[w if random.Random(i).random() < 0.9 else w + "\n" for i, w in enumerate(words)] for words in docs]
+    columns, text_of = _keyed(docs)
+    encoder = DocEncoder(tokenizer)
+    for attempt in ("cold", "warm", "string cache only"):
+        if attempt == "string cache only":
+            encoder._keyed_cache.clear()  # the string cache is warm, the key cache cold
+        got = encoder.encode_keyed_docs(columns, text_of)
+        assert len(got) == len(docs)
+        for words, array, pieces in zip(docs, columns, got):
+            expected = DocEncoder(tokenizer).encode_tokens(words, array[:, 1].astype(bool).tolist())
+            for name in ("ids", "starts", "ends"):
+                np.testing.assert_array_equal(getattr(pieces, name), getattr(expected, name), err_msg=f"{attempt} {name} {words}")
+    with pytest.raises(ValueError, match="must be \\(n_tokens, 2\\)"):
+        encoder.encode_keyed_docs([np.zeros(3, dtype=np.int64)], text_of)
+
+
+def test_encode_words_equals_encode_word(tokenizer):
+    pieces = tokenizer.word_pieces
+    words = [w for s in SENTENCES for w in s] + ["", "n't", "a"] * 4
+    after = [i % 3 != 0 for i in range(len(words))]
+    assert pieces.encode_words(words, after) == [list(pieces.encode_word(w, a)) for w, a in zip(words, after)]
+
+
+def _span_passes(encoder, n, seed):
+    from spacy_luke.tokenization import SpanPass
+
+    rng = random.Random(seed)
+    passes = []
+    for words in _random_sentences(n, seed=seed):
+        pieces = encoder.encode_tokens(words, [True] * len(words))
+        spans = _all_spans(len(words), rng.randint(1, 4))
+        spans = rng.sample(spans, rng.randint(0, len(spans)))  # any order, sometimes none
+        passes.append(SpanPass(pieces, np.asarray(spans, dtype=np.int64).reshape(-1, 2)))
+    return passes
+
+
+def test_padded_span_batches_equal_pad_of_span_inputs(tokenizer):
+    """The batched padding gives exactly pad() over span_inputs_from_pieces, for any batching."""
+    encoder = DocEncoder(tokenizer)
+    passes = _span_passes(encoder, 40, seed=4)
+    passes[3] = type(passes[3])(passes[3].pieces, np.asarray([(0, 1)], dtype=np.int64))
+    order = list(range(len(passes)))
+    random.Random(1).shuffle(order)
+    batches = [order[:1], order[1:9], order[9:10], order[10:]]
+    got = list(encoder.padded_span_batches(passes, batches))
+    assert len(got) == len(batches)
+    for batch, padded in zip(batches, got):
+        expected = encoder.pad([encoder.span_inputs_from_pieces(passes[i].pieces, passes[i].spans) for i in batch])
+        assert set(padded) == set(expected)
+        for key in expected:
+            assert padded[key].dtype == np.int64, key
+            np.testing.assert_array_equal(padded[key], expected[key], err_msg=key)
+    single = encoder.pad_span_passes([passes[3]])
+    np.testing.assert_array_equal(single["entity_position_ids"], encoder.span_inputs_from_pieces(passes[3].pieces, passes[3].spans)["entity_position_ids"][None])
+
+
+def test_padded_span_batches_errors(luke_dir):  # noqa: F811
+    from spacy_luke.tokenization import SpanPass
+
+    encoder = DocEncoder(LukeTokenizer.from_pretrained(luke_dir, model_max_length=12))
+    pieces = encoder.encode_tokens("a b c".split(), [True] * 3)
+    with pytest.raises(ValueError, match="Span \\[2, 4\\] of pass 1 is not a non-empty token range"):
+        encoder.pad_span_passes([SpanPass(pieces, np.asarray([(0, 1)])), SpanPass(pieces, np.asarray([(0, 1), (2, 4)]))])
+    with pytest.raises(ValueError, match="Span \\[1, 1\\]"):
+        encoder.pad_span_passes([SpanPass(pieces, np.asarray([(1, 1)]))])
+    long = encoder.encode_tokens(["word"] * 20, [True] * 20)
+    with pytest.raises(ValueError, match="Pass 0 is [0-9]+ word pieces long .* more than model_max_length=12"):
+        encoder.pad_span_passes([SpanPass(long, np.asarray([(0, 1)]))])
+    with pytest.raises(ValueError, match="at least one pass"):
+        encoder.pad_span_passes([])

@@ -206,18 +206,34 @@ class LukePipe(TrainablePipe):
 
     def _doc_pieces(self, doc: Doc):
         """The word pieces of a doc's tokens (:class:`TokenPieces`), from its ORTH/SPACY arrays."""
-        columns = doc.to_array([ORTH, SPACY])
-        return self._encoder.encode_keyed_tokens(columns[:, 0].tolist(), columns[:, 1].tolist(), doc.vocab.strings.__getitem__)
+        return self._docs_pieces([doc])[0]
 
-    def _padded_batches(self, inputs: List[Dict[str, np.ndarray]]):
-        """Padded batches of ``inputs`` (one dict per pass); yields (indices, padded numpy arrays).
+    def _docs_pieces(self, docs: Sequence[Doc]) -> List:
+        """:meth:`_doc_pieces` of many docs, encoded together (one piece array for all)."""
+        if not docs:
+            return []
+        columns = [doc.to_array([ORTH, SPACY]).reshape(-1, 2) for doc in docs]
+        return self._encoder.encode_keyed_docs(columns, docs[0].vocab.strings.__getitem__)
 
-        Batches are buckets of similar passes (see :func:`bucket_by_cost`): each within
-        ``max_batch_cost`` padded slots and at most ``MAX_PADDING`` padding.
+    def _padded_batches(self, inputs: Sequence[Union[Dict[str, np.ndarray], "SpanPass"]]):
+        """Padded batches of ``inputs``; yields (indices, padded numpy arrays).
+
+        ``inputs``: one per pass, either a dict of unpadded arrays or a :class:`SpanPass`
+        (padded straight into the batch arrays). Batches are buckets of similar passes (see
+        :func:`bucket_by_cost`): each within ``max_batch_cost`` padded slots and at most
+        ``MAX_PADDING`` padding.
         """
+        from ..tokenization import SpanPass
+
+        encoder = self._encoder
+        if inputs and isinstance(inputs[0], SpanPass):
+            costs = [(x.n_words, x.n_entities) for x in inputs]
+            batches = bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING)
+            yield from zip(batches, encoder.padded_span_batches(inputs, batches))
+            return
         costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
         for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
-            yield batch, dict(self._encoder.pad([inputs[i] for i in batch], return_tensors="np"))
+            yield batch, dict(encoder.pad([inputs[i] for i in batch], return_tensors="np"))
 
     def _run_batches(self, inputs: List[Dict[str, np.ndarray]], *, is_train: bool = False):
         """Run the padded batches of ``inputs``; yields (indices, outputs, backprop)."""

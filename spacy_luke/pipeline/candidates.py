@@ -50,37 +50,41 @@ def sentence_spans(doc: Doc, max_length: int) -> np.ndarray:
 
 
 def sentence_spans_of_docs(docs: Sequence[Doc], max_length: int) -> List[np.ndarray]:
-    """:func:`sentence_spans` of each doc, computed for all docs at once (no per-span Python)."""
+    """:func:`sentence_spans` of each doc, computed for all docs at once (no per-span Python).
+
+    One ``doc.to_array`` per doc; the sentences, spans and whitespace filter are numpy over the
+    tokens of all docs together.
+    """
     from spacy.attrs import IS_SPACE, SENT_START
 
     if max_length < 1:
         raise ValueError(f"max_length must be at least 1, got {max_length}.")
-    spaces, sentence_ends, positions, lengths = [], [], [], []
-    for doc in docs:
-        n = len(doc)
-        lengths.append(n)
-        if n == 0:
-            continue
-        columns = doc.to_array([IS_SPACE, SENT_START]).astype(np.int64)
-        starts = _sentence_starts(doc, columns[:, 1])
-        ends = np.append(starts[1:], n)
-        spaces.append(columns[:, 0].astype(bool))
-        sentence_ends.append(np.repeat(ends, ends - starts))
-        positions.append(np.arange(n, dtype=np.int64))
-    if not positions:
+    lengths = np.fromiter((len(doc) for doc in docs), dtype=np.int64, count=len(docs))
+    if not lengths.any():
         return [np.zeros((0, 2), dtype=np.int64) for _ in docs]
-    space = np.concatenate(spaces)
-    token = np.concatenate(positions)  # index inside its doc
-    flat = np.arange(len(token), dtype=np.int64)  # index over all docs
-    doc_of_token = np.repeat(np.flatnonzero(np.asarray(lengths) > 0), [n for n in lengths if n > 0])
-    per_start = np.minimum(max_length, np.concatenate(sentence_ends) - token)  # spans starting at each token
+    columns = np.concatenate([doc.to_array([IS_SPACE, SENT_START]) for doc in docs if len(doc)]).astype(np.int64)
+    n_all = len(columns)
+    space = columns[:, 0].astype(bool)
+    # A sentence starts at each doc's first token and at every token whose sent_start is 1
+    # (0 "unknown" and -1 "not a start" continue the sentence, as in doc.sents).
+    doc_first = np.cumsum(lengths) - lengths
+    doc_first_nonempty = doc_first[lengths > 0]
+    is_start = columns[:, 1] == 1
+    is_start[doc_first_nonempty] = True
+    sent_first = np.flatnonzero(is_start)
+    sent_end = np.append(sent_first[1:], n_all)  # flat index one past each sentence
+    sentence_end = np.repeat(sent_end, sent_end - sent_first)  # for each token
+    flat = np.arange(n_all, dtype=np.int64)  # index over all docs
+    per_start = np.minimum(max_length, sentence_end - flat)  # spans starting at each token
     first = np.repeat(flat, per_start)
     length = np.arange(len(first), dtype=np.int64) - np.repeat(np.cumsum(per_start) - per_start, per_start) + 1
-    last = first + length - 1
-    keep = ~space[first] & ~space[last]
+    keep = ~space[first] & ~space[first + length - 1]
     first, length = first[keep], length[keep]
-    spans = np.stack([token[first], token[first] + length], axis=1)
-    counts = np.bincount(doc_of_token[first], minlength=len(docs))
+    doc_of_token = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+    doc_of_span = doc_of_token[first]
+    token = first - doc_first[doc_of_span]  # index inside its doc
+    spans = np.stack([token, token + length], axis=1)
+    counts = np.bincount(doc_of_span, minlength=len(docs))
     return np.split(spans, np.cumsum(counts)[:-1])
 
 

@@ -23,6 +23,7 @@ from .base import LukePipe
 from .candidates import Suggester, sentence_bounds, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
 from .loaders import CheckpointLoader
+from ..tokenization.doc_encoder import SpanPass
 from .windows import Pass, plan_windows, split_passes, window_pieces
 
 NIL_LABELS = ("NIL", "O")
@@ -188,22 +189,31 @@ class LukeNER(LukePipe):
         positions = config.max_position_embeddings - config.pad_token_id - 1
         return min(self._tokenizer.model_max_length, positions) - 2
 
-    def _passes(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Tuple[List[Pass], List[Dict[str, np.ndarray]], List[np.ndarray]]:
-        encoder = self.doc_encoder
+    def _passes(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Tuple[List[Pass], List[SpanPass], List[np.ndarray]]:
+        """The passes over ``docs`` and their unpadded inputs, and the candidates no window fits."""
         budget = self._word_budget()
+        max_entities = self.cfg["max_entities_per_pass"]
         passes: List[Pass] = []
-        inputs: List[Dict[str, np.ndarray]] = []
+        inputs: List[SpanPass] = []
         dropped: List[np.ndarray] = []
+        no_spans = np.zeros(0, dtype=np.int64)
+        used = [d for d, (doc, spans) in enumerate(zip(docs, candidates)) if len(doc) and len(spans)]
+        pieces_of = dict(zip(used, self._docs_pieces([docs[d] for d in used])))
         for d, (doc, spans) in enumerate(zip(docs, candidates)):
-            if len(doc) == 0 or len(spans) == 0:
-                dropped.append(np.zeros(0, dtype=np.int64))
+            pieces = pieces_of.get(d)
+            if pieces is None:
+                dropped.append(no_spans)
                 continue
-            pieces = self._doc_pieces(doc)
+            if len(pieces.ids) <= budget and len(spans) <= max_entities:  # the common case: one pass
+                passes.append(Pass(d, (0, len(doc)), np.arange(len(spans))))
+                inputs.append(SpanPass(pieces, spans))
+                dropped.append(no_spans)
+                continue
             windows, lost = plan_windows(pieces.starts, pieces.ends, lambda: sentence_bounds(doc), spans, budget)
             dropped.append(lost)
-            for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
+            for p in split_passes(d, windows, max_entities):
                 passes.append(p)
-                inputs.append(encoder.span_inputs_from_pieces(window_pieces(pieces, p.window), spans[p.span_indices] - p.window[0]))
+                inputs.append(SpanPass(window_pieces(pieces, p.window), spans[p.span_indices] - p.window[0]))
         return passes, inputs, dropped
 
     # ------------------------------------------------------------------ predict / annotate

@@ -9,7 +9,7 @@
 - :class:`EntityVocab` / :func:`load_entity_vocab`: entity titles to ids, special entities by name.
 """
 from .bpe import ByteLevelBPE
-from .doc_encoder import DocEncoder, TokenPieces
+from .doc_encoder import DocEncoder, SpanPass, TokenPieces
 from .encoding import LukeEncoding
 from .entity_vocab import EntityVocab, load_entity_vocab
 from .luke_tokenizer import (
@@ -34,6 +34,7 @@ __all__ = [
     "LukeTokenizer",
     "MLukeTokenizer",
     "SentencePieceBPE",
+    "SpanPass",
     "TASKS",
     "TokenPieces",
     "TokenizerJsonLukeTokenizer",

@@ -54,6 +54,10 @@ class ByteLevelBPE(TokenizersLibraryPieces):
     def encode_word(self, word: str, after_space: bool) -> List[int]:
         return self.encode(" " + word if after_space else word)
 
+    def encode_words(self, words: Sequence[str], after_spaces: Sequence[bool]) -> List[List[int]]:
+        texts = [" " + word if after_space else word for word, after_space in zip(words, after_spaces)]
+        return self.encode_batch(texts)
+
     def token_to_id(self, token: str) -> Optional[int]:
         return self.vocab.get(token)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -57,6 +57,31 @@ class TokenPieces:
     def alignment(self) -> List[Tuple[int, int]]:
         """``[(start, end), ...]``: the piece range of each token."""
         return list(zip(self.starts.tolist(), self.ends.tolist()))
+
+
+@dataclass(frozen=True)
+class SpanPass:
+    """One span-classification pass before padding: a window's pieces and spans to classify.
+
+    :meth:`DocEncoder.pad_span_passes` turns many of them into one padded batch, the same
+    arrays as :meth:`DocEncoder.pad` over :meth:`DocEncoder.span_inputs_from_pieces` of each.
+
+    Attributes:
+        pieces: the window's pieces (token offsets relative to the window).
+        spans: ``(n, 2)`` int64 token ``[start, end)`` offsets inside the window.
+    """
+
+    pieces: TokenPieces
+    spans: np.ndarray
+
+    @property
+    def n_words(self) -> int:
+        """Word slots, with ``<s>`` and ``</s>``."""
+        return len(self.pieces.ids) + 2
+
+    @property
+    def n_entities(self) -> int:
+        return len(self.spans)
 
 
 class DocEncoder:
@@ -136,20 +161,75 @@ class DocEncoder:
         """
         if len(keys) != len(spaces):
             raise ValueError(f"keys and spaces must have the same length; got {len(keys)} keys and {len(spaces)} flags.")
+        # uint64, as spaCy's hashes: the keys come back from .tolist() unchanged.
+        columns = np.zeros((len(keys), 2), dtype=np.uint64)
+        if len(keys):
+            columns[:, 0] = np.asarray(keys, dtype=np.uint64)
+            columns[:, 1] = np.asarray(spaces, dtype=bool)
+        return self.encode_keyed_docs([columns], text_of)[0]
+
+    def encode_keyed_docs(
+        self, columns: Sequence[np.ndarray], text_of: Callable[[int], str]
+    ) -> List[TokenPieces]:
+        """:meth:`encode_keyed_tokens` of many token sequences at once.
+
+        ``columns``: one ``(n_tokens, 2)`` int array per sequence, string key and trailing
+        whitespace flag (``doc.to_array([ORTH, SPACY])``). The piece ids of all sequences are
+        built in one array; each :class:`TokenPieces` is a view of it.
+        """
         cache = self._keyed_cache
+        if len(cache) >= self.max_cache_size:
+            cache.clear()
+        first_after_space = self.first_after_space
         piece_lists: List[Tuple[int, ...]] = []
-        after_space = self.first_after_space
-        for key, space in zip(keys, spaces):
-            found = cache.get((key, after_space))
-            if found is None:
-                if len(cache) >= self.max_cache_size:
-                    cache.clear()
-                text = text_of(key)
-                found = (self.pieces(text, after_space), bool(text) and text[-1].isspace())
-                cache[(key, after_space)] = found
-            piece_lists.append(found[0])
-            after_space = bool(space) or found[1]
-        return self._token_pieces(piece_lists)
+        n_tokens: List[int] = []
+        missing: Dict[Tuple[int, bool], Tuple[str, List[int]]] = {}  # (key, after space) -> (text, slots)
+        for array in columns:
+            if array.ndim != 2 or array.shape[1] != 2:
+                raise ValueError(f"Each columns array must be (n_tokens, 2): string key, whitespace flag; got shape {array.shape}.")
+            n_tokens.append(len(array))
+            after_space = first_after_space
+            for key, space in array.tolist():
+                found = cache.get((key, after_space))
+                if found is None:
+                    seen = missing.get((key, after_space))
+                    if seen is None:
+                        seen = missing[(key, after_space)] = (text_of(key), [])
+                    seen[1].append(len(piece_lists))
+                    piece_lists.append(())
+                    text = seen[0]
+                    after_space = bool(space) or (bool(text) and text[-1].isspace())
+                else:
+                    piece_lists.append(found[0])
+                    after_space = bool(space) or found[1]
+        if missing:
+            self._fill_missing(missing, piece_lists)
+        flat = self._token_pieces(piece_lists)
+        out: List[TokenPieces] = []
+        token = 0
+        for n in n_tokens:
+            first = int(flat.starts[token]) if n else 0
+            last = int(flat.ends[token + n - 1]) if n else 0
+            out.append(TokenPieces(ids=flat.ids[first:last], starts=flat.starts[token : token + n] - first,
+                                   ends=flat.ends[token : token + n] - first))
+            token += n
+        return out
+
+    def _fill_missing(self, missing: Dict[Tuple[int, bool], Tuple[str, List[int]]], piece_lists: List[Tuple[int, ...]]) -> None:
+        """Encode the tokens not in the keyed cache (one batch call for all), cache and place them."""
+        todo = [(text, after_space) for (_, after_space), (text, _) in missing.items()
+                if text and not text.isspace() and (text, after_space) not in self._cache]
+        todo = list(dict.fromkeys(todo))
+        encoded = self.word_pieces.encode_words([t for t, _ in todo], [a for _, a in todo]) if todo else []
+        if len(self._cache) + len(todo) > self.max_cache_size:
+            self._cache.clear()
+        for key, ids in zip(todo, encoded):
+            self._cache[key] = tuple(ids)
+        for (key, after_space), (text, slots) in missing.items():
+            pieces = self.pieces(text, after_space)
+            self._keyed_cache[(key, after_space)] = (pieces, bool(text) and text[-1].isspace())
+            for slot in slots:
+                piece_lists[slot] = pieces
 
     def _token_pieces(self, piece_lists: List[Tuple[int, ...]]) -> TokenPieces:
         n = len(piece_lists)
@@ -345,3 +425,102 @@ class DocEncoder:
 
             return LukeEncoding({k: torch.from_numpy(v) for k, v in out.items()})
         return to_tensors({k: v.tolist() for k, v in out.items()}, return_tensors, prepend_batch_axis=False)
+
+    def pad_span_passes(self, passes: Sequence[SpanPass]) -> Dict[str, np.ndarray]:
+        """One padded batch of span-classification inputs, built directly from the passes.
+
+        The same arrays as ``pad([span_inputs_from_pieces(p.pieces, p.spans) for p in passes])``
+        (numpy, int64); see :meth:`padded_span_batches`.
+        """
+        if not passes:
+            raise ValueError("pad_span_passes() needs at least one pass.")
+        return next(self.padded_span_batches(passes, [range(len(passes))]))
+
+    def padded_span_batches(
+        self, passes: Sequence[SpanPass], batches: Sequence[Sequence[int]]
+    ) -> Iterator[Dict[str, np.ndarray]]:
+        """The padded inputs of each batch of ``passes`` (``batches``: lists of pass indices).
+
+        Every batch gets the arrays :meth:`pad_span_passes` would give it, but the work is done
+        once for all passes: the pieces and span positions of all batches are computed in one
+        vectorized pass (in batch order), and each batch is then two fills and a few scatters.
+        """
+        tok = self.tokenizer
+        order = np.fromiter(itertools.chain.from_iterable(batches), dtype=np.int64)
+        batch_sizes = np.fromiter(map(len, batches), dtype=np.int64, count=len(batches))
+        if (batch_sizes == 0).any():
+            raise ValueError("Every batch needs at least one pass.")
+        ordered = [passes[i] for i in order.tolist()]
+        n_rows = len(ordered)
+        n_ids = np.fromiter((len(p.pieces.ids) for p in ordered), dtype=np.int64, count=n_rows)
+        n_words = n_ids + 2
+        if n_rows and n_words.max() > tok.model_max_length:
+            row = int(np.argmax(n_words))
+            raise ValueError(
+                f"Pass {int(order[row])} is {int(n_words[row])} word pieces long (with <s> and </s>), more than "
+                f"model_max_length={tok.model_max_length}; encode fewer tokens per window."
+            )
+        n_tokens = np.fromiter((p.pieces.n_tokens for p in ordered), dtype=np.int64, count=n_rows)
+        n_spans = np.fromiter((len(p.spans) for p in ordered), dtype=np.int64, count=n_rows)
+        spans = np.concatenate([np.asarray(p.spans, dtype=np.int64).reshape(-1, 2) for p in ordered]) if n_rows else np.zeros((0, 2), np.int64)
+        rows = np.arange(n_rows, dtype=np.int64)
+        span_row = np.repeat(rows, n_spans)
+        if len(spans):
+            bad = (spans[:, 0] < 0) | (spans[:, 1] > n_tokens[span_row]) | (spans[:, 0] >= spans[:, 1])
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(
+                    f"Span {spans[i].tolist()} of pass {int(order[span_row[i]])} is not a non-empty token range "
+                    f"[start, end) inside its window of {int(n_tokens[span_row[i]])} tokens."
+                )
+        # Words of all rows, flat: <s> pieces </s>, with each slot's row and column.
+        word_first = np.cumsum(n_words) - n_words
+        words = np.full(int(n_words.sum()), tok.sep_token_id, dtype=np.int64)
+        words[word_first] = tok.cls_token_id
+        body = np.ones(len(words), dtype=bool)
+        body[word_first] = False
+        body[word_first + n_words - 1] = False
+        if n_rows:
+            words[body] = np.concatenate([p.pieces.ids for p in ordered])
+        word_row = np.repeat(rows, n_words)
+        word_col = np.arange(len(words), dtype=np.int64) - np.repeat(word_first, n_words)
+        # Entities of all rows, flat: first and last piece (counting <s>), the pieces in between.
+        token_offset = np.repeat(np.cumsum(n_tokens) - n_tokens, n_spans)
+        token_starts = np.concatenate([p.pieces.starts for p in ordered]) if n_rows else np.zeros(0, np.int64)
+        token_ends = np.concatenate([p.pieces.ends for p in ordered]) if n_rows else np.zeros(0, np.int64)
+        starts = token_starts[spans[:, 0] + token_offset] + 1
+        last = token_ends[spans[:, 1] - 1 + token_offset]
+        mml = tok.max_mention_length
+        positions = starts[:, None] + np.arange(mml, dtype=np.int64)
+        positions[positions > last[:, None]] = -1
+        entity_col = np.arange(len(spans), dtype=np.int64) - np.repeat(np.cumsum(n_spans) - n_spans, n_spans)
+        # Each batch: a contiguous slice of rows, words and entities.
+        row_bounds = np.concatenate([[0], np.cumsum(batch_sizes)])
+        word_bounds = np.concatenate([[0], np.cumsum(n_words)])[row_bounds]
+        entity_bounds = np.concatenate([[0], np.cumsum(n_spans)])[row_bounds]
+        word_len = np.maximum.reduceat(n_words, row_bounds[:-1]) if n_rows else np.zeros(0, np.int64)
+        entity_len = np.maximum.reduceat(n_spans, row_bounds[:-1]) if n_rows else np.zeros(0, np.int64)
+        for b in range(len(batch_sizes)):
+            r0, r1 = int(row_bounds[b]), int(row_bounds[b + 1])
+            w0, w1 = int(word_bounds[b]), int(word_bounds[b + 1])
+            e0, e1 = int(entity_bounds[b]), int(entity_bounds[b + 1])
+            size, width, n_entities = r1 - r0, int(word_len[b]), int(entity_len[b])
+            input_ids = np.full((size, width), tok.pad_token_id, dtype=np.int64)
+            input_ids[word_row[w0:w1] - r0, word_col[w0:w1]] = words[w0:w1]
+            entity_rows, entity_cols = span_row[e0:e1] - r0, entity_col[e0:e1]
+            entity_position_ids = np.full((size, n_entities, mml), -1, dtype=np.int64)
+            entity_position_ids[entity_rows, entity_cols] = positions[e0:e1]
+            entity_start_positions = np.zeros((size, n_entities), dtype=np.int64)
+            entity_start_positions[entity_rows, entity_cols] = starts[e0:e1]
+            entity_end_positions = np.zeros((size, n_entities), dtype=np.int64)
+            entity_end_positions[entity_rows, entity_cols] = last[e0:e1]
+            entity_mask = np.arange(n_entities) < n_spans[r0:r1, None]
+            yield {
+                "input_ids": input_ids,
+                "attention_mask": (np.arange(width) < n_words[r0:r1, None]).astype(np.int64),
+                "entity_ids": np.where(entity_mask, tok.entity_mask_token_id, tok.entity_pad_token_id),
+                "entity_attention_mask": entity_mask.astype(np.int64),
+                "entity_position_ids": entity_position_ids,
+                "entity_start_positions": entity_start_positions,
+                "entity_end_positions": entity_end_positions,
+            }

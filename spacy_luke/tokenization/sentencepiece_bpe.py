@@ -95,6 +95,15 @@ class SentencePieceBPE(WordPieceModel):
         processor = self._sp if after_space else self._sp_glued
         return self._to_fairseq(processor.encode(word))
 
+    def encode_words(self, words: Sequence[str], after_spaces: Sequence[bool]) -> List[List[int]]:
+        out: List[List[int]] = [[] for _ in words]
+        for processor, flag in ((self._sp, True), (self._sp_glued, False)):
+            wanted = [i for i, (word, after_space) in enumerate(zip(words, after_spaces)) if word and bool(after_space) == flag]
+            if wanted:
+                for i, ids in zip(wanted, processor.encode([words[i] for i in wanted])):
+                    out[i] = self._to_fairseq(ids)
+        return out
+
     def token_to_id(self, token: str) -> Optional[int]:
         if token in self._specials:
             return self._specials[token]

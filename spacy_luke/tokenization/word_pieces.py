@@ -42,6 +42,10 @@ class WordPieceModel(ABC):
         ``after_space`` says whether whitespace precedes the word in that text.
         """
 
+    def encode_words(self, words: Sequence[str], after_spaces: Sequence[bool]) -> List[List[int]]:
+        """:meth:`encode_word` of each word (the library models encode them in one batch call)."""
+        return [self.encode_word(word, after_space) for word, after_space in zip(words, after_spaces)]
+
     @abstractmethod
     def token_to_id(self, token: str) -> Optional[int]:
         """The id of a piece string, or None when the model does not have it."""
@@ -64,8 +68,15 @@ class TokenizersLibraryPieces(WordPieceModel):
     def encode_batch(self, texts: Sequence[str]) -> List[List[int]]:
         if len(texts) < 8:
             return [self.encode(text) for text in texts]
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [encoding.ids for encoding in encodings]
+        tokenizer = self._tokenizer
+        # encode_batch_fast (tokenizers >= 0.20) skips the character offsets we do not need here.
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+        # Empty texts give no pieces either way; the library is only asked for the others.
+        out: List[List[int]] = [[] for _ in texts]
+        wanted = [i for i, text in enumerate(texts) if text]
+        for i, encoding in zip(wanted, encode([texts[i] for i in wanted], add_special_tokens=False)):
+            out[i] = encoding.ids
+        return out
 
     def encode_with_offsets(self, text: str) -> Tuple[List[int], Offsets]:
         if not text:
