@@ -227,3 +227,71 @@ def test_ner_pipe_int8_and_inference_mode(ner_checkpoint):
     found = sum(len(set(a) & set(b)) for a, b in zip(results["float32"], results["int8"]))
     total = sum(len(a) for a in results["float32"])
     assert total > 0 and found / total > 0.7
+
+
+def _real_positions_equal(padded, unpadded, mask, tol):
+    keep = mask.bool()
+    assert (padded[keep] - unpadded[keep]).abs().max() < tol
+    assert unpadded[~keep].abs().sum() == 0  # padded slots are zeros in unpadded execution
+
+
+@pytest.mark.parametrize("variant", ["shared", "entity_aware"])
+def test_unpadded_execution_matches_padded(hf_checkpoint, variant):
+    """Running the layers on the real tokens only gives the padded path's states and logits."""
+    folder, reference = hf_checkpoint(HEAD)
+    if variant == "shared":
+        _share_queries(reference)
+        reference.save_pretrained(folder)
+    model = ours.LukeForEntitySpanClassification.from_pretrained(folder).eval()
+    inputs = make_inputs(HEAD, reference.config, batch=7, length=13, entities=6, seed=3)
+    inputs["attention_mask"][5, 4:] = 0  # rows of very different lengths: several attention groups
+    inputs["entity_attention_mask"][5, 2:] = 0
+    inputs["entity_position_ids"][5] = -1  # its two entities inside its 4 words
+    inputs["entity_position_ids"][5, 0, :2] = torch.tensor([1, 2])
+    inputs["entity_position_ids"][5, 1, :1] = torch.tensor([2])
+    inputs["entity_start_positions"][5, :2] = torch.tensor([1, 2])
+    inputs["entity_end_positions"][5, :2] = torch.tensor([2, 2])
+    inputs["entity_attention_mask"][6, :] = 0  # a row with no entities
+    encoder_inputs = {k: v for k, v in inputs.items() if k not in ("entity_start_positions", "entity_end_positions")}
+    with torch.no_grad():
+        expected_states = model.luke(**encoder_inputs)
+        expected = model(**inputs).logits
+        model.luke.encoder.unpad = True
+        states = model.luke(**encoder_inputs)
+        got = model(**inputs).logits
+        with_states = model.luke(**encoder_inputs, output_hidden_states=True)
+    _real_positions_equal(expected_states.last_hidden_state, states.last_hidden_state, inputs["attention_mask"], 1e-5)
+    _real_positions_equal(expected_states.entity_last_hidden_state, states.entity_last_hidden_state, inputs["entity_attention_mask"], 1e-5)
+    keep = inputs["entity_attention_mask"].bool()
+    assert (expected[keep] - got[keep]).abs().max() < 1e-5
+    # hidden states requested: the padded path runs (every slot as before)
+    assert (with_states.last_hidden_state - expected_states.last_hidden_state).abs().max() < 1e-5
+
+
+def test_unpadded_layout_groups_and_gradients(hf_checkpoint):
+    from spacy_luke.model.unpadded import UnpaddedLayout
+
+    mask = torch.zeros(6, 10, dtype=torch.long)
+    for row, (words, entities) in enumerate([(4, 3), (4, 2), (2, 0), (1, 1), (4, 3), (0, 0)]):
+        mask[row, :words] = 1
+        mask[row, 5 : 5 + entities] = 1
+    layout = UnpaddedLayout.build(mask, 5, torch.float32, max_padding=0.1)
+    assert layout.n_tokens == int(mask.sum())
+    grouped = sorted(int(t) for t in layout.real_tokens)
+    assert grouped == list(range(layout.n_tokens))  # every real token attended exactly once
+    for group in layout.groups:
+        real = group.mask.view(group.n_rows, group.length) == 0
+        assert int(real.sum()) == len(group.real_slots)
+        assert group.n_rows * group.length <= 1.1 * len(group.real_slots) + 1e-9 or group.n_rows == 1
+    # Training through the unpadded path: the same gradients as the padded path (no dropout).
+    folder, reference = hf_checkpoint(HEAD, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    grads = []
+    for unpad in (False, True):
+        model = ours.LukeForEntitySpanClassification.from_pretrained(folder).train()
+        model.luke.encoder.unpad = unpad
+        inputs = make_inputs(HEAD, reference.config, batch=5, length=12, entities=5, seed=1)
+        logits = model(**inputs).logits
+        (logits * inputs["entity_attention_mask"][..., None]).square().sum().backward()
+        grads.append(model.luke.encoder.layer[0].attention.self.e2w_query.weight.grad.clone())
+    assert grads[0].abs().max() > 0
+    assert (grads[0] - grads[1]).abs().max() < 1e-4 * grads[0].abs().max()

@@ -138,6 +138,11 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
 
     output = model.attrs["output"]
     device = get_torch_default_device()
+    from ..model.encoder import Encoder
+
+    for module in luke_model.modules():
+        if isinstance(module, Encoder):
+            module.unpad = True  # the pipes read real positions only: skip the padded slots' work
 
     class _Output(torch.nn.Module):
         """Calls the LUKE model and returns the one tensor the pipe uses."""

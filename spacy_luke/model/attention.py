@@ -26,13 +26,16 @@ Fast paths, each switchable and tested against the plain path:
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .config import LukeConfig
+
+if TYPE_CHECKING:
+    from .unpadded import UnpaddedLayout
 
 ATTENTION_IMPLS = ("sdpa", "eager")
 
@@ -215,6 +218,48 @@ class EntityAwareSelfAttention(nn.Module):
         return context, probs
 
 
+    def forward_unpadded(self, flat: torch.Tensor, layout: "UnpaddedLayout") -> torch.Tensor:
+        """Attention over the real tokens ``flat`` (``(tokens, hidden)``) of ``layout``'s rows.
+
+        Shared queries: the Q/K/V projections run once over all tokens (one large product), and
+        each attention group gathers its rows for one SDPA call. Entity-aware queries: each group
+        runs :meth:`forward_joint` on its ``[words | entities]`` rows.
+        """
+        if self.training and torch.is_grad_enabled():
+            self._shared_cache = None  # the optimizer may change the queries: check again in eval
+        shared = not self.training and self._queries_are_shared()
+        entity_aware = layout.has_entities and self.use_entity_aware_attention and not shared
+        hidden_size = self.num_heads * self.head_size
+        pieces = []
+        if entity_aware:
+            for group in layout.groups:
+                rows = flat.index_select(0, group.slots).view(group.n_rows, group.length, -1)
+                context, _ = self.forward_joint(rows, group.n_words, group.mask)
+                pieces.append(context.reshape(-1, hidden_size).index_select(0, group.real_slots))
+        else:
+            if self.fused_qkv and not self.training and not torch.is_grad_enabled():
+                weight, bias = self._fused_weights()
+                query, key, value = F.linear(flat, weight, bias).split(hidden_size, dim=-1)
+            else:
+                query, key, value = self.query(flat), self.key(flat), self.value(flat)
+            scale = 1.0 / math.sqrt(self.head_size)
+            dropout = self.dropout_prob if self.training else 0.0
+            for group in layout.groups:
+
+                def rows(x: torch.Tensor) -> torch.Tensor:
+                    return x.index_select(0, group.slots).view(group.n_rows, group.length, self.num_heads, self.head_size).transpose(1, 2)
+
+                q = rows(query)
+                context = F.scaled_dot_product_attention(
+                    q, rows(key), rows(value), attn_mask=group.mask.to(q.dtype), dropout_p=dropout, scale=scale
+                )
+                pieces.append(context.transpose(1, 2).reshape(-1, hidden_size).index_select(0, group.real_slots))
+        if not pieces:
+            return flat.new_zeros(flat.shape)
+        values = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        return values.new_zeros(flat.shape[0], hidden_size).index_copy(0, layout.real_tokens, values)
+
+
 class AttentionOutput(nn.Module):
     """Output projection, dropout, residual and post-LayerNorm."""
 
@@ -238,6 +283,10 @@ class Attention(nn.Module):
         """Self-attention and output over the joint ``[words | entities]`` sequence."""
         context, probs = self.self.forward_joint(hidden, n_words, attention_mask, output_attentions)
         return self.output(context, hidden), probs
+
+    def forward_unpadded(self, flat, layout):
+        """Self-attention and output over the real tokens (see :mod:`.unpadded`)."""
+        return self.output(self.self.forward_unpadded(flat, layout), flat)
 
     def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
         word_out, entity_out, probs = self.self(word_hidden, entity_hidden, attention_mask, output_attentions)

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from .attention import Attention
 from .config import LukeConfig
+from .unpadded import UnpaddedLayout
 
 ACTIVATIONS = {
     "gelu": F.gelu,
@@ -61,6 +62,11 @@ class Layer(nn.Module):
         attended, probs = self.attention.forward_joint(hidden, n_words, attention_mask, output_attentions)
         return self.output(self.intermediate(attended), attended), probs
 
+    def forward_unpadded(self, flat, layout):
+        """The layer over the real tokens ``(tokens, hidden)`` of ``layout`` (see :mod:`.unpadded`)."""
+        attended = self.attention.forward_unpadded(flat, layout)
+        return self.output(self.intermediate(attended), attended)
+
     def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
         word_att, entity_att, probs = self.attention(word_hidden, entity_hidden, attention_mask, output_attentions)
         joint = word_att if entity_att is None else torch.cat([word_att, entity_att], dim=1)
@@ -74,6 +80,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([Layer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
+        # Unpadded execution (see .unpadded): off by default, so padded slots keep the values the
+        # padded computation gives them; the spaCy pipes switch it on.
+        self.unpad = False
 
     def forward(
         self,
@@ -82,7 +91,13 @@ class Encoder(nn.Module):
         attention_mask: torch.Tensor,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        token_mask: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[List], Optional[List], Optional[List]]:
+        """The layers over ``[words | entities]``.
+
+        ``attention_mask``: additive, ``(batch, 1, 1, length)``. ``token_mask``: ``(batch, length)``,
+        nonzero for real tokens; with ``unpad`` set it lets the layers run on the real tokens only.
+        """
         word_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         entity_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         attentions: Optional[List[torch.Tensor]] = [] if output_attentions else None
@@ -90,7 +105,20 @@ class Encoder(nn.Module):
         n_words = word_hidden.shape[1] if entity_hidden is not None else None
         split = word_hidden.shape[1]
         hidden = word_hidden if entity_hidden is None else torch.cat([word_hidden, entity_hidden], dim=1)
-        for layer in self.layer:
+        unpadded = (
+            self.unpad
+            and token_mask is not None
+            and not output_hidden_states
+            and not output_attentions
+            and not (self.gradient_checkpointing and self.training)
+        )
+        if unpadded:
+            layout = UnpaddedLayout.build(token_mask, n_words, attention_mask.dtype)
+            flat = layout.unpad(hidden)
+            for layer in self.layer:
+                flat = layer.forward_unpadded(flat, layout)
+            hidden = layout.pad(flat)
+        for layer in self.layer if not unpadded else ():
             if output_hidden_states:
                 word_states.append(hidden[:, :split])
                 entity_states.append(None if n_words is None else hidden[:, split:])

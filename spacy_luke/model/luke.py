@@ -174,7 +174,7 @@ class LukeModel(LukePreTrainedModel):
         dtype = word_hidden.dtype
         additive = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
         word_hidden, entity_hidden, word_states, entity_states, attentions = self.encoder(
-            word_hidden, entity_hidden, additive, output_hidden_states, output_attentions
+            word_hidden, entity_hidden, additive, output_hidden_states, output_attentions, token_mask=mask
         )
         pooled = self.pooler(word_hidden) if self.pooler is not None else None
         return LukeModelOutput(

@@ -35,7 +35,9 @@ MODEL_DIR = "luke"
 # constructing a pipe imports no torch).
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 # Padded batches may hold at most this share of padding (word + entity slots) over real ones.
-MAX_PADDING = 0.1
+# The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
+# only), so padding costs the embeddings and memory, not the layers' work: batches may be loose.
+MAX_PADDING = 1.0
 
 
 def load_tokenizer(folder: Path, **settings):
