@@ -183,9 +183,10 @@ def test_keyed_docs_equal_one_doc_at_a_time(tokenizer):
 
 def test_encode_words_equals_encode_word(tokenizer):
     pieces = tokenizer.word_pieces
-    words = [w for s in SENTENCES for w in s] + ["", "n't", "a"] * 4
-    after = [i % 3 != 0 for i in range(len(words))]
-    assert pieces.encode_words(words, after) == [list(pieces.encode_word(w, a)) for w, a in zip(words, after)]
+    tricky = ["", "n't", "'s", "'re", "a", "12", "3.5", "U.S.", "--", "...", "(", ")", "a\n", "x y", "東京", "naïve", "😀!", "Ġ", "_"]
+    words = [w for s in SENTENCES for w in s] + tricky * 4 + _random_sentences(20, seed=2)[0]
+    for after in ([i % 3 != 0 for i in range(len(words))], [True] * len(words)):
+        assert pieces.encode_words(words, after) == [list(pieces.encode_word(w, a)) for w, a in zip(words, after)]
 
 
 def _span_passes(encoder, n, seed):

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from .word_pieces import TokenizersLibraryPieces
 
 
@@ -55,8 +57,33 @@ class ByteLevelBPE(TokenizersLibraryPieces):
         return self.encode(" " + word if after_space else word)
 
     def encode_words(self, words: Sequence[str], after_spaces: Sequence[bool]) -> List[List[int]]:
-        texts = [" " + word if after_space else word for word, after_space in zip(words, after_spaces)]
-        return self.encode_batch(texts)
+        """:meth:`encode_word` of each word, the words after a space encoded as one text.
+
+        The byte-level pre-tokenizer never joins a space-prefixed word with the next one (its
+        patterns hold at most one leading space, or whitespace only), so ``" w1 w2 ..."`` gives
+        the pieces of each ``" w"`` in order; the pieces are split back by their offsets. Words
+        with whitespace inside, or not after a space, are encoded one by one.
+        """
+        out: List[List[int]] = [[] for _ in words]
+        joined = [i for i, (word, after_space) in enumerate(zip(words, after_spaces))
+                  if after_space and word and word.split() == [word]]  # no whitespace inside
+        if len(joined) > 1:
+            starts = np.cumsum([0] + [len(words[i]) + 1 for i in joined[:-1]])
+            encoding = self._tokenizer.encode("".join(" " + words[i] for i in joined), add_special_tokens=False)
+            piece_starts = np.fromiter((start for start, _ in encoding.offsets), dtype=np.int64, count=len(encoding.ids))
+            owner = np.searchsorted(starts, piece_starts, side="right") - 1
+            bounds = np.searchsorted(owner, np.arange(len(joined) + 1)).tolist()
+            ids = encoding.ids
+            for k, i in enumerate(joined):
+                out[i] = ids[bounds[k] : bounds[k + 1]]
+            done = set(joined)
+        else:
+            done = set()
+        rest = [i for i in range(len(words)) if i not in done]
+        texts = [" " + words[i] if after_spaces[i] else words[i] for i in rest]
+        for i, ids in zip(rest, self.encode_batch(texts)):
+            out[i] = ids
+        return out
 
     def token_to_id(self, token: str) -> Optional[int]:
         return self.vocab.get(token)
