@@ -295,3 +295,135 @@ def test_unpadded_layout_groups_and_gradients(hf_checkpoint):
         grads.append(model.luke.encoder.layer[0].attention.self.e2w_query.weight.grad.clone())
     assert grads[0].abs().max() > 0
     assert (grads[0] - grads[1]).abs().max() < 1e-4 * grads[0].abs().max()
+
+
+@pytest.mark.parametrize("variant", ["shared", "entity_aware"])
+def test_unpadded_workspace_matches_plain_unpadded(hf_checkpoint, monkeypatch, variant):
+    """CPU inference with reused buffers and chunked per-token work = the plain unpadded path."""
+    from spacy_luke.model import unpadded
+
+    folder, reference = hf_checkpoint(HEAD)
+    if variant == "shared":
+        _share_queries(reference)
+        reference.save_pretrained(folder)
+    model = ours.LukeForEntitySpanClassification.from_pretrained(folder).eval()
+    model.luke.encoder.unpad = True
+    inputs = make_inputs(HEAD, reference.config, batch=6, length=11, entities=5, seed=4)
+    inputs["attention_mask"][2, 3:] = 0
+    inputs["entity_attention_mask"][2, 1:] = 0
+    keep = inputs["entity_attention_mask"].bool()
+    monkeypatch.setattr(unpadded, "TOKEN_CHUNK", 7)  # several chunks, the last one short
+    calls = []
+    original = unpadded.Workspace.output_for
+
+    def spy(self, layer_input):
+        out = original(self, layer_input)
+        calls.append((out.data_ptr(), layer_input.data_ptr()))
+        return out
+
+    monkeypatch.setattr(unpadded.Workspace, "output_for", spy)
+    with torch.no_grad():
+        got = model(**inputs).logits
+        int8_got = inference_view(model, "int8")(**inputs).logits
+    assert len(calls) == 2 * len(model.luke.encoder.layer)
+    assert all(out != inp for out, inp in calls)  # never written into its own input
+    n_layers = len(model.luke.encoder.layer)
+    for forward in (calls[:n_layers], calls[n_layers:]):
+        assert len({out for out, _ in forward}) == 2  # two buffers per forward, reused by every layer
+    assert unpadded.Workspace(torch.zeros(20, 4)).chunks()[-1] == slice(14, 20)
+    # The same model without the workspace: gradients on (so no workspace), or the check off.
+    monkeypatch.setattr(unpadded.Workspace, "wanted", staticmethod(lambda hidden, training: False))
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        int8_expected = inference_view(model, "int8")(**inputs).logits
+    assert (expected[keep] - got[keep]).abs().max() < 1e-5
+    # int8: the chunks get their own activation scales, so only close.
+    scale = expected[keep].abs().max()
+    assert (int8_expected[keep] - int8_got[keep]).abs().max() < 0.1 * scale
+    assert (int8_got[keep] - expected[keep]).abs().max() < 0.1 * scale
+
+
+def test_workspace_only_for_cpu_float32_inference():
+    from spacy_luke.model.unpadded import Workspace
+
+    hidden = torch.zeros(3, 4)
+    with torch.no_grad():
+        assert Workspace.wanted(hidden, training=False)
+        assert not Workspace.wanted(hidden, training=True)
+        assert not Workspace.wanted(hidden.double(), training=False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not Workspace.wanted(hidden, training=False)
+    assert not Workspace.wanted(hidden, training=False)  # autograd on
+    with pytest.raises(ValueError, match="at least 1 token"):
+        Workspace(hidden, chunk=0)
+
+
+def _int8_linear(weight, bias=None, ratio=None):
+    from spacy_luke.model import precision
+
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(torch.zeros(weight.shape[0]) if bias is None else bias)
+    view = quantize_linears(torch.nn.Sequential(linear))[0]
+    if ratio is not None:
+        view.outlier_ratio = ratio
+    return linear, view
+
+
+def test_int8_linear_weights_in_7_bits_and_no_int16_saturation():
+    """8-bit activations with 7-bit weights: pairs of products can't saturate int16 on AVX2."""
+    from spacy_luke.model.precision import WEIGHT_QUANT_RANGE
+
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.rand(64, 768, generator=gen) * 0.02 + 0.01  # all large and positive
+    linear, view = _int8_linear(weight)
+    assert type(view).__name__ == "Int8Linear"
+    ints = view.weight().int_repr()
+    assert ints.min() >= WEIGHT_QUANT_RANGE[0] and ints.max() <= WEIGHT_QUANT_RANGE[1]
+    assert ints.max() == WEIGHT_QUANT_RANGE[1]  # the range is used
+    x = torch.rand(32, 768, generator=gen) * 0.1 + 0.9  # every activation near the top of the range
+    x[0, 0] = -1.0
+    with torch.no_grad():
+        expected, got = linear(x), view(x)
+    # A saturating kernel (8-bit activations x 8-bit weights) is off by ~50% here.
+    assert (got - expected).abs().max() < 0.01 * expected.abs().mean()
+
+
+def test_int8_linear_outlier_channels_in_float():
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(96, 256, generator=gen) * 0.05
+    x = torch.randn(40, 256, generator=gen)
+    x[:, 17] *= 60.0  # one outlier channel, as LayerNorm outlier dimensions give
+    x[:, 200] *= 40.0
+    errors = {}
+    for ratio in (0.0, 5.0):
+        linear, view = _int8_linear(weight, ratio=ratio)
+        with torch.no_grad():
+            expected = linear(x)
+            got = view(x)
+            batched = view(x.view(4, 10, 256))
+        errors[ratio] = (got - expected).abs().max().item()
+        assert torch.allclose(batched.reshape(40, 96), got, atol=1e-6)
+    assert errors[5.0] < 0.2 * errors[0.0]
+    # No outliers: the plain int8 product (one scale over a flat range).
+    linear, view = _int8_linear(weight)
+    y = torch.randn(40, 256, generator=gen)
+    with torch.no_grad():
+        plain = torch.ops.quantized.linear_dynamic(y, view._packed_params._packed_params, reduce_range=False)
+        assert torch.equal(view(y), plain)
+        assert view(torch.zeros(0, 256)).shape == (0, 96)
+
+
+def test_int8_fused_qkv_equals_separate_projections(shared_model):
+    _, model = shared_model
+    view = quantize_linears(model.eval())
+    att = view.luke.encoder.layer[1].attention.self
+    assert att.qkv_quantized is not None
+    float_query = model.luke.encoder.layer[1].attention.self.query.weight
+    assert att.qkv_quantized.float_weights[0].data_ptr() == float_query.data_ptr()  # the float model's, not a copy
+    x = torch.randn(30, model.config.hidden_size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        fused = att.qkv_quantized(x)
+        separate = torch.cat([att.query(x), att.key(x), att.value(x)], dim=-1)
+    assert torch.allclose(fused, separate, atol=1e-5)

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from .config import LukeConfig
 
 if TYPE_CHECKING:
-    from .unpadded import UnpaddedLayout
+    from .unpadded import UnpaddedLayout, Workspace
 
 ATTENTION_IMPLS = ("sdpa", "eager")
 
@@ -218,13 +218,18 @@ class EntityAwareSelfAttention(nn.Module):
         return context, probs
 
 
-    def forward_unpadded(self, flat: torch.Tensor, layout: "UnpaddedLayout") -> torch.Tensor:
+    def forward_unpadded(
+        self, flat: torch.Tensor, layout: "UnpaddedLayout", workspace: Optional["Workspace"] = None
+    ) -> torch.Tensor:
         """Attention over the real tokens ``flat`` (``(tokens, hidden)``) of ``layout``'s rows.
 
         Shared queries: the Q/K/V projections run once over all tokens (one large product), and
         each attention group gathers its rows for one SDPA call. Entity-aware queries: each group
-        runs :meth:`forward_joint` on its ``[words | entities]`` rows.
+        runs :meth:`forward_joint` on its ``[words | entities]`` rows. With a ``workspace``
+        (inference), the projections and the context are written into its buffers.
         """
+        if workspace is not None:
+            return self._forward_unpadded_inference(flat, layout, workspace)
         if self.training and torch.is_grad_enabled():
             self._shared_cache = None  # the optimizer may change the queries: check again in eval
         shared = not self.training and self._queries_are_shared()
@@ -258,6 +263,44 @@ class EntityAwareSelfAttention(nn.Module):
             return flat.new_zeros(flat.shape)
         values = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
         return values.new_zeros(flat.shape[0], hidden_size).index_copy(0, layout.real_tokens, values)
+
+    def _forward_unpadded_inference(self, flat: torch.Tensor, layout: "UnpaddedLayout", workspace: "Workspace") -> torch.Tensor:
+        """:meth:`forward_unpadded` in inference, into ``workspace.context`` (which it returns)."""
+        context = workspace.context
+        hidden_size = self.num_heads * self.head_size
+        shared = self._queries_are_shared()
+        if layout.has_entities and self.use_entity_aware_attention and not shared:
+            for group in layout.groups:
+                rows = flat.index_select(0, group.slots).view(group.n_rows, group.length, -1)
+                values, _ = self.forward_joint(rows, group.n_words, group.mask)
+                context.index_copy_(0, group.real_tokens, values.reshape(-1, hidden_size).index_select(0, group.real_slots))
+            return context
+        qkv = workspace.qkv
+        self._project_qkv(flat, qkv, workspace)
+        scale = 1.0 / math.sqrt(self.head_size)
+        for group in layout.groups:
+            rows = qkv.index_select(0, group.slots).view(group.n_rows, group.length, 3, self.num_heads, self.head_size)
+            query, key, value = rows.permute(2, 0, 3, 1, 4).unbind(0)
+            values = F.scaled_dot_product_attention(query, key, value, attn_mask=group.mask.to(query.dtype), scale=scale)
+            context.index_copy_(0, group.real_tokens, values.transpose(1, 2).reshape(-1, hidden_size).index_select(0, group.real_slots))
+        return context
+
+    def _project_qkv(self, flat: torch.Tensor, qkv: torch.Tensor, workspace: "Workspace") -> None:
+        """``[query | key | value](flat)`` into ``qkv`` (``(tokens, 3 * hidden)``)."""
+        fused = getattr(self, "qkv_quantized", None)
+        if fused is not None:
+            # int8 view: one quantized product for all three, chunk by chunk.
+            for part in workspace.chunks():
+                qkv[part] = fused(flat[part])
+            return
+        hidden_size = self.num_heads * self.head_size
+        for index, proj in enumerate((self.query, self.key, self.value)):
+            columns = qkv[:, index * hidden_size : (index + 1) * hidden_size]
+            if type(proj) is nn.Linear:
+                torch.addmm(proj.bias, flat, proj.weight.t(), out=columns)
+            else:
+                for part in workspace.chunks():
+                    columns[part] = proj(flat[part])
 
 
 class AttentionOutput(nn.Module):

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from .attention import Attention
 from .config import LukeConfig
-from .unpadded import UnpaddedLayout
+from .unpadded import UnpaddedLayout, Workspace
 
 ACTIVATIONS = {
     "gelu": F.gelu,
@@ -62,10 +62,21 @@ class Layer(nn.Module):
         attended, probs = self.attention.forward_joint(hidden, n_words, attention_mask, output_attentions)
         return self.output(self.intermediate(attended), attended), probs
 
-    def forward_unpadded(self, flat, layout):
-        """The layer over the real tokens ``(tokens, hidden)`` of ``layout`` (see :mod:`.unpadded`)."""
-        attended = self.attention.forward_unpadded(flat, layout)
-        return self.output(self.intermediate(attended), attended)
+    def forward_unpadded(self, flat, layout, workspace: Optional[Workspace] = None):
+        """The layer over the real tokens ``(tokens, hidden)`` of ``layout`` (see :mod:`.unpadded`).
+
+        With a ``workspace`` (inference) the output goes into one of its buffers, and the work
+        after attention runs chunk by chunk.
+        """
+        if workspace is None:
+            attended = self.attention.forward_unpadded(flat, layout)
+            return self.output(self.intermediate(attended), attended)
+        context = self.attention.self.forward_unpadded(flat, layout, workspace)
+        out = workspace.output_for(flat)
+        for part in workspace.chunks():
+            attended = self.attention.output(context[part], flat[part])
+            out[part] = self.output(self.intermediate(attended), attended)
+        return out
 
     def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
         word_att, entity_att, probs = self.attention(word_hidden, entity_hidden, attention_mask, output_attentions)
@@ -115,8 +126,9 @@ class Encoder(nn.Module):
         if unpadded:
             layout = UnpaddedLayout.build(token_mask, n_words, attention_mask.dtype)
             flat = layout.unpad(hidden)
+            workspace = Workspace(flat) if Workspace.wanted(flat, self.training) else None
             for layer in self.layer:
-                flat = layer.forward_unpadded(flat, layout)
+                flat = layer.forward_unpadded(flat, layout, workspace)
             hidden = layout.pad(flat)
         for layer in self.layer if not unpadded else ():
             if output_hidden_states:

@@ -9,7 +9,8 @@
   (AVX512-BF16 or AMX) the 16-bit products are emulated and *slower* than float32: a warning
   says so.
 - ``"int8"``: CPU only. Every ``nn.Linear`` of the encoder is replaced by a dynamically quantized
-  one (int8 weights per output channel, activations quantized per batch); the heads' output
+  one (7-bit weights per output channel, 8-bit activations quantized per batch, see
+  ``WEIGHT_QUANT_RANGE``); the heads' output
   layers stay float32 (see ``_KEEP_FLOAT``). This happens in an inference view
   that shares every other module (embeddings, LayerNorms) with the float model, so the float
   weights stay trainable and saveable. :func:`inference_view` builds it.
@@ -24,7 +25,7 @@ import contextlib
 import copy
 import logging
 import warnings
-from typing import ContextManager, Union
+from typing import ContextManager, Tuple, Union
 
 import torch
 from torch import nn
@@ -109,32 +110,106 @@ def precision_context(precision: str, device: Union[str, torch.device]) -> Conte
     return torch.autocast(device_type=_device_type(device), dtype=dtype)
 
 
+#: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
+#: saturates past 32,767. PyTorch's default keeps clear of that with 7-bit activations
+#: (``reduce_range``), but the activations are the coarse side: one scale per batch. We give the
+#: bit to them instead and keep the weights, whose scales are per output channel, in 7 bits
+#: (-64..63): 2 x 255 x 64 = 32,640 cannot saturate.
+WEIGHT_QUANT_RANGE = (-64, 63)
+
+
+#: Input channels whose largest magnitude in a batch is over this many times the median
+#: channel's are multiplied in float32 instead (LLM.int8()'s mixed decomposition): a few such
+#: channels (LayerNorm outlier dimensions) would otherwise set the one activation scale of the
+#: whole batch and flatten every other channel to a few levels. 0 switches it off.
+OUTLIER_RATIO = 5.0
+
+
+def int8_qconfig():
+    """The dynamic int8 qconfig of the int8 view: 8-bit per-batch activations, 7-bit per-channel weights."""
+    from torch.ao.quantization import PerChannelMinMaxObserver, PlaceholderObserver, QConfig
+
+    low, high = WEIGHT_QUANT_RANGE
+    return QConfig(
+        activation=PlaceholderObserver.with_args(dtype=torch.quint8, quant_min=0, quant_max=255, is_dynamic=True),
+        weight=PerChannelMinMaxObserver.with_args(
+            dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=low, quant_max=high
+        ),
+    )
+
+
+def _int8_linear_class():
+    from torch.ao.nn.quantized import dynamic as nnqd
+
+    class Int8Linear(nnqd.Linear):
+        """A dynamically quantized Linear with full 8-bit activations (see ``WEIGHT_QUANT_RANGE``)."""
+
+        #: The float weight as row blocks (several for a fused Q/K/V: the float model's own tensors).
+        float_weights: Tuple[torch.Tensor, ...] = ()
+        outlier_ratio: float = OUTLIER_RATIO
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            packed = self._packed_params._packed_params
+            if not self.float_weights or self.outlier_ratio <= 0 or x.numel() == 0:
+                return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
+            flat = x.reshape(-1, x.shape[-1])
+            peaks = flat.abs().amax(0)
+            outliers = torch.nonzero(peaks > self.outlier_ratio * peaks.median()).squeeze(1)
+            if outliers.numel() == 0:
+                return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
+            # Outlier input channels in float, the rest in int8 over a range they no longer stretch.
+            inliers = flat.index_fill(1, outliers, 0.0)
+            out = torch.ops.quantized.linear_dynamic(inliers, packed, reduce_range=False).to(x.dtype)
+            columns = [block.index_select(1, outliers) for block in self.float_weights]
+            columns = columns[0] if len(columns) == 1 else torch.cat(columns)
+            out.addmm_(flat.index_select(1, outliers), columns.t())
+            return out.view(*x.shape[:-1], out.shape[-1])
+
+        def _get_name(self):
+            return "Int8Linear"
+
+    return Int8Linear
+
+
+def _keeps_float(path: str) -> bool:
+    """Whether the Linear at ``path`` (dotted module path) stays float32 in the int8 view."""
+    return path.rsplit(".", 1)[-1] in _KEEP_FLOAT
+
+
 def quantize_linears(module: nn.Module) -> nn.Module:
     """A copy of ``module`` whose ``nn.Linear`` layers are int8 dynamically quantized.
 
     Only containers on the way to a Linear are copied (shallowly); every other submodule and
     parameter is shared with ``module``, so the copy costs about a quarter of the Linear weights.
     """
-    from torch.ao.nn.quantized import dynamic as nnqd
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
     from .attention import EntityAwareSelfAttention
 
-    def convert(node: nn.Module, name: str = "") -> nn.Module:
-        if type(node) is nn.Linear and name in _KEEP_FLOAT:
+    linear_class = _int8_linear_class()
+    qconfig = int8_qconfig()
+
+    def quantize(linear: nn.Linear, blocks: Tuple[torch.Tensor, ...] = ()) -> nn.Module:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            linear.qconfig = qconfig
+            try:
+                quantized = linear_class.from_float(linear)
+            finally:
+                del linear.qconfig
+        quantized.float_weights = tuple(b.detach() for b in blocks) or (linear.weight.detach(),)
+        return quantized
+
+    def convert(node: nn.Module, path: str = "") -> nn.Module:
+        if type(node) is nn.Linear and _keeps_float(path):
             return node  # shared, float32
         if type(node) is nn.Linear:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                node.qconfig = per_channel_dynamic_qconfig
-                try:
-                    return nnqd.Linear.from_float(node)
-                finally:
-                    del node.qconfig
+            return quantize(node)
         if not any(type(m) is nn.Linear for m in node.modules()):
             return node
         clone = copy.copy(node)
-        clone._modules = {key: (convert(child, key) if child is not None else None) for key, child in node._modules.items()}
+        clone._modules = {
+            key: (convert(child, f"{path}.{key}" if path else key) if child is not None else None)
+            for key, child in node._modules.items()
+        }
         # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
         clone._parameters = dict(node._parameters)
         clone._buffers = dict(node._buffers)
@@ -143,6 +218,14 @@ def quantize_linears(module: nn.Module) -> nn.Module:
             clone.frozen_shared = node._queries_are_shared()
             clone.queries_shared = clone.frozen_shared
             clone.fused_qkv = False
+            if clone.frozen_shared and all(type(getattr(node, n)) is nn.Linear for n in ("query", "key", "value")):
+                # One quantized product for Q, K and V (used by unpadded inference): the weight
+                # scales are per output channel and the input's scale is the same for all three,
+                # so it computes what the three separate ones do, quantizing the input once.
+                fused = nn.Linear(node.query.in_features, 3 * node.query.out_features)
+                fused.weight.copy_(torch.cat([node.query.weight, node.key.weight, node.value.weight]))
+                fused.bias.copy_(torch.cat([node.query.bias, node.key.bias, node.value.bias]))
+                clone.qkv_quantized = quantize(fused, (node.query.weight, node.key.weight, node.value.weight))
         return clone
 
     with torch.no_grad():
