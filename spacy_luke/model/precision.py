@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import warnings
 from typing import ContextManager, Tuple, Union
@@ -123,6 +124,8 @@ WEIGHT_QUANT_RANGE = (-64, 63)
 #: channels (LayerNorm outlier dimensions) would otherwise set the one activation scale of the
 #: whole batch and flatten every other channel to a few levels. 0 switches it off.
 OUTLIER_RATIO = 5.0
+#: ... unless more than this share of the channels would qualify (then none is an outlier).
+MAX_OUTLIER_SHARE = 0.125
 
 
 def int8_qconfig():
@@ -138,6 +141,7 @@ def int8_qconfig():
     )
 
 
+@functools.lru_cache(maxsize=None)
 def _int8_linear_class():
     from torch.ao.nn.quantized import dynamic as nnqd
 
@@ -153,9 +157,10 @@ def _int8_linear_class():
             if not self.float_weights or self.outlier_ratio <= 0 or x.numel() == 0:
                 return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
             flat = x.reshape(-1, x.shape[-1])
-            peaks = flat.abs().amax(0)
+            peaks = torch.maximum(flat.amax(0), flat.amin(0).neg())  # |x| per channel, no |x| copy
             outliers = torch.nonzero(peaks > self.outlier_ratio * peaks.median()).squeeze(1)
-            if outliers.numel() == 0:
+            if outliers.numel() == 0 or outliers.numel() > flat.shape[1] * MAX_OUTLIER_SHARE:
+                # None, or too many to be outliers (a mostly-zero input): the plain int8 product.
                 return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
             # Outlier input channels in float, the rest in int8 over a range they no longer stretch.
             inliers = flat.index_fill(1, outliers, 0.0)
@@ -196,6 +201,7 @@ def quantize_linears(module: nn.Module) -> nn.Module:
             finally:
                 del linear.qconfig
         quantized.float_weights = tuple(b.detach() for b in blocks) or (linear.weight.detach(),)
+        quantized.outlier_ratio = OUTLIER_RATIO
         return quantized
 
     def convert(node: nn.Module, path: str = "") -> nn.Module:
