@@ -10,6 +10,7 @@ keywords). Output: the float array the head produces (``output``: "logits" for t
 classification heads, "entity_last_hidden_state" for entity vectors).
 """
 
+import threading
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
@@ -136,6 +137,8 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
     _single_threaded_after_fork()
     from thinc.api import ArgsKwargs, PyTorchGradScaler, PyTorchWrapper_v2, get_torch_default_device, torch2xp, xp2torch
 
+    from .call_mode_shim import CallModeShim
+
     output = model.attrs["output"]
     device = get_torch_default_device()
     from ..model.encoder import Encoder
@@ -153,6 +156,12 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
             self.precision = precision
             # (weights key, module) of the inference view (int8); not a registered submodule.
             self._view_cache = None
+            self._view_lock = threading.Lock()
+
+        def train(self, mode: bool = True):
+            # thinc's shim calls train()/eval() around every call; the flag is shared by all
+            # threads, so it is ignored: each call says its mode (CallModeShim, call_mode).
+            return self
 
         def _weights_key(self):
             return tuple((p._version, p.data_ptr()) for p in self.luke_model.parameters())
@@ -161,10 +170,13 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
             if self.precision != "int8":
                 return self.luke_model
             key = self._weights_key()
-            if self._view_cache is None or self._view_cache[0] != key:
-                self._view_cache = None
-                self._view_cache = (key, inference_view(self.luke_model, self.precision))
-            return self._view_cache[1]
+            cache = self._view_cache  # one read: another thread may replace it meanwhile
+            if cache is None or cache[0] != key:
+                with self._view_lock:  # build the view once, not once per waiting thread
+                    cache = self._view_cache
+                    if cache is None or cache[0] != key:
+                        cache = self._view_cache = (key, inference_view(self.luke_model, self.precision))
+            return cache[1]
 
         def forward(self, **inputs):
             if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
@@ -193,6 +205,11 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
         grad_scaler=scaler,
         device=device,
     )
+    wrapper.shims[0] = CallModeShim(
+        wrapper.shims[0]._model, mixed_precision=model.attrs["mixed_precision"], grad_scaler=scaler, device=device
+    )
+    # At rest the LUKE module is in eval mode; each call says whether it trains (CallModeShim).
+    luke_model.eval()
     model._layers[:] = [wrapper]
 
 

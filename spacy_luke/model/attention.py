@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import LukeConfig
+from .mode import Dropout, is_training
 
 if TYPE_CHECKING:
     from .unpadded import UnpaddedLayout, Workspace
@@ -55,7 +56,7 @@ class EntityAwareSelfAttention(nn.Module):
             self.e2w_query = nn.Linear(hidden, hidden)
             self.e2e_query = nn.Linear(hidden, hidden)
         self.dropout_prob = config.attention_probs_dropout_prob
-        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.dropout = Dropout(config.attention_probs_dropout_prob)
         self.impl = "sdpa"
         self.fused_qkv = False
         # Set by `detect_shared_queries` after loading: True when the 4 queries are identical.
@@ -146,13 +147,13 @@ class EntityAwareSelfAttention(nn.Module):
         has_entities = n_words is not None and n_words < hidden.shape[1]
         if n_words is None:
             n_words = hidden.shape[1]
-        if self.training and torch.is_grad_enabled():
+        if is_training(self) and torch.is_grad_enabled():
             self._shared_cache = None  # the optimizer may change the queries: check again in eval
-        shared = not self.training and self._queries_are_shared()
+        shared = not is_training(self) and self._queries_are_shared()
         entity_aware = has_entities and self.use_entity_aware_attention and not shared
         scale = 1.0 / math.sqrt(self.head_size)
         probs = None
-        if self.fused_qkv and not entity_aware and not self.training and not output_attentions and not torch.is_grad_enabled():
+        if self.fused_qkv and not entity_aware and not is_training(self) and not output_attentions and not torch.is_grad_enabled():
             weight, bias = self._fused_weights()
             batch, length, _ = hidden.shape
             qkv = F.linear(hidden, weight, bias).view(batch, length, 3, self.num_heads, self.head_size)
@@ -209,7 +210,7 @@ class EntityAwareSelfAttention(nn.Module):
                 key,
                 value,
                 attn_mask=attention_mask,
-                dropout_p=self.dropout_prob if self.training else 0.0,
+                dropout_p=self.dropout_prob if is_training(self) else 0.0,
                 scale=scale,
             )
             context = context[..., : self.head_size]
@@ -230,9 +231,9 @@ class EntityAwareSelfAttention(nn.Module):
         """
         if workspace is not None:
             return self._forward_unpadded_inference(flat, layout, workspace)
-        if self.training and torch.is_grad_enabled():
+        if is_training(self) and torch.is_grad_enabled():
             self._shared_cache = None  # the optimizer may change the queries: check again in eval
-        shared = not self.training and self._queries_are_shared()
+        shared = not is_training(self) and self._queries_are_shared()
         entity_aware = layout.has_entities and self.use_entity_aware_attention and not shared
         hidden_size = self.num_heads * self.head_size
         pieces = []
@@ -242,13 +243,13 @@ class EntityAwareSelfAttention(nn.Module):
                 context, _ = self.forward_joint(rows, group.n_words, group.mask)
                 pieces.append(context.reshape(-1, hidden_size).index_select(0, group.real_slots))
         else:
-            if self.fused_qkv and not self.training and not torch.is_grad_enabled():
+            if self.fused_qkv and not is_training(self) and not torch.is_grad_enabled():
                 weight, bias = self._fused_weights()
                 query, key, value = F.linear(flat, weight, bias).split(hidden_size, dim=-1)
             else:
                 query, key, value = self.query(flat), self.key(flat), self.value(flat)
             scale = 1.0 / math.sqrt(self.head_size)
-            dropout = self.dropout_prob if self.training else 0.0
+            dropout = self.dropout_prob if is_training(self) else 0.0
             for group in layout.groups:
 
                 def rows(x: torch.Tensor) -> torch.Tensor:
@@ -310,7 +311,7 @@ class AttentionOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)

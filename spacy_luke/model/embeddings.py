@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import LukeConfig
+from .mode import Dropout
 
 
 def word_position_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -28,7 +29,7 @@ class WordEmbeddings(nn.Module):
         )
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(
         self,
@@ -88,7 +89,7 @@ class EntityEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def mention_positions(self, position_ids: torch.Tensor) -> torch.Tensor:
         """``(batch, entities, hidden)``: each entity's mean mention-position embedding."""

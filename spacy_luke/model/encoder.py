@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from .attention import Attention
 from .config import LukeConfig
+from .mode import Dropout, is_training
 from .unpadded import UnpaddedLayout, Workspace
 
 ACTIVATIONS = {
@@ -44,7 +45,7 @@ class Output(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
@@ -121,12 +122,12 @@ class Encoder(nn.Module):
             and token_mask is not None
             and not output_hidden_states
             and not output_attentions
-            and not (self.gradient_checkpointing and self.training)
+            and not (self.gradient_checkpointing and is_training(self))
         )
         if unpadded:
             layout = UnpaddedLayout.build(token_mask, n_words, attention_mask.dtype)
             flat = layout.unpad(hidden)
-            workspace = Workspace(flat) if Workspace.wanted(flat, self.training) else None
+            workspace = Workspace(flat) if Workspace.wanted(flat, is_training(self)) else None
             for layer in self.layer:
                 flat = layer.forward_unpadded(flat, layout, workspace)
             hidden = layout.pad(flat)
@@ -134,7 +135,7 @@ class Encoder(nn.Module):
             if output_hidden_states:
                 word_states.append(hidden[:, :split])
                 entity_states.append(None if n_words is None else hidden[:, split:])
-            if self.gradient_checkpointing and self.training:
+            if self.gradient_checkpointing and is_training(self):
                 hidden, probs = torch.utils.checkpoint.checkpoint(
                     layer.forward_joint, hidden, n_words, attention_mask, output_attentions, use_reentrant=False
                 )

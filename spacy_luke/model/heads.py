@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import LukeConfig
+from .mode import Dropout
 from .encoder import activation
 from .luke import LukeModel, LukePreTrainedModel, _reject_unknown
 from .outputs import LukeClassifierOutput, LukeMaskedLMOutput, LukeQuestionAnsweringOutput
@@ -53,9 +54,9 @@ class _TaskModel(LukePreTrainedModel):
         super().__init__(config)
         self.luke = LukeModel(config, add_pooling_layer=self.add_pooling_layer)
 
-    def _classifier_dropout(self) -> nn.Dropout:
+    def _classifier_dropout(self) -> Dropout:
         p = self.config.classifier_dropout
-        return nn.Dropout(self.config.hidden_dropout_prob if p is None else p)
+        return Dropout(self.config.hidden_dropout_prob if p is None else p)
 
 
 class LMHead(nn.Module):
@@ -141,7 +142,7 @@ class LukeForEntityClassification(_TaskModel):
 
     def __init__(self, config: LukeConfig):
         super().__init__(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, labels=None, **kwargs) -> LukeClassifierOutput:
@@ -158,7 +159,7 @@ class LukeForEntityPairClassification(_TaskModel):
 
     def __init__(self, config: LukeConfig):
         super().__init__(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size * 2, config.num_labels, bias=bool(config.classifier_bias))
 
     def forward(self, labels=None, **kwargs) -> LukeClassifierOutput:
@@ -177,7 +178,7 @@ class LukeForEntitySpanClassification(_TaskModel):
 
     def __init__(self, config: LukeConfig):
         super().__init__(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size * 3, config.num_labels)
 
     def forward(self, entity_start_positions=None, entity_end_positions=None, labels=None, **kwargs):
