@@ -3,29 +3,95 @@
 - ``ner``: run luke_ner over text files (or stdin) and write JSONL or a displaCy HTML page.
 - ``convert-conll``: CoNLL-2003 style NER files to ``.spacy`` DocBins.
 - ``convert-encoder``: a BERT / RoBERTa / XLM-R checkpoint folder to a LUKE checkpoint folder.
+
+Every failure is one line on stderr, ``error: FILE[:LINE]: what is wrong; the fix``, and exit
+code 2, never a traceback; ``--debug`` (or ``SPACY_LUKE_DEBUG=1``) re-raises instead.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import List, NoReturn, Optional, Sequence, TextIO, Tuple
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # every failure: bad arguments, unreadable input, empty input, a model that cannot load
+EXIT_INTERRUPTED = 130
+STDIN, STDOUT = "<stdin>", "<stdout>"
+
+EPILOG = """\
+Every failure prints one line on stderr (error: FILE[:LINE]: what is wrong; the fix) and exits
+with status 2, empty input included. For the Python traceback (to debug or report a bug), add
+--debug after the command or set SPACY_LUKE_DEBUG=1.
+"""
+
+
+class CliError(Exception):
+    """A failure the user can fix; its message is the whole report."""
+
+
+def _report(message: str) -> None:
+    """One line on stderr (nothing when stderr itself is closed)."""
+    if sys.stderr is not None:
+        print("error: " + " ".join(message.split()), file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------ input and output
+
+
+def input_file(name: str) -> Path:
+    """``name`` as an existing, non-directory path (FIFOs such as ``<(cmd)`` included)."""
+    path = Path(name)
+    if path.is_dir():
+        raise CliError(f"{name} is a directory, not a file: give the files in it (e.g. {name}/*.txt)")
+    if not path.exists():
+        raise CliError(f"{name}: no such input file")
+    return path
+
+
+def _decode(data: bytes, name: str) -> str:
+    """UTF-8 text, or a CliError naming the line and column of the first bad byte."""
+    try:
+        return data.decode("utf8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise CliError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at column {column}); "
+            "convert it first, e.g. with iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _check_output(name: Optional[str]) -> None:
+    """Fail before any work when the output cannot be written (stdout closed, no such folder)."""
+    if name is None:
+        if sys.stdout is None:
+            raise CliError(f"{STDOUT} is closed: write to a file with --output FILE")
+    elif Path(name).is_dir():
+        raise CliError(f"{name} is a directory: give --output a file name")
+    elif not Path(name).parent.is_dir():
+        raise CliError(f"{name}: the folder {Path(name).parent} does not exist")
+
+
+def _read_input(name: str) -> str:
+    """A file's or stdin's text, with universal newlines (as text mode reads it)."""
+    if name != "-":
+        text = _decode(input_file(name).read_bytes(), name)
+    elif sys.stdin is None:
+        raise CliError(f"{STDIN} is closed: pipe text in, or give input files")
+    elif hasattr(sys.stdin, "buffer"):  # bytes, so that binary input fails here, not mid-run
+        text = _decode(sys.stdin.buffer.read(), STDIN)
+    else:
+        text = sys.stdin.read()
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _read_texts(inputs: Sequence[str], by_line: bool) -> Tuple[List[str], List[str]]:
-    """(texts, source names) from files, or stdin for ``-`` / no inputs."""
+    """(texts, source names) from files, or stdin for ``-`` / no inputs; all read before any model loads."""
     texts, sources = [], []
     for name in inputs or ["-"]:
-        if name == "-":
-            content = sys.stdin.read()
-        else:
-            path = Path(name)
-            if not path.is_file():
-                raise FileNotFoundError(f"Input file not found: {name}")
-            content = path.read_text(encoding="utf8")
+        content = _read_input(name)
         if by_line:
             for lineno, line in enumerate(content.splitlines(), 1):
                 if line.strip():
@@ -34,7 +100,13 @@ def _read_texts(inputs: Sequence[str], by_line: bool) -> Tuple[List[str], List[s
         else:
             texts.append(content)
             sources.append(name)
+    if not any(text.strip() for text in texts):
+        names = ", ".join(STDIN if name == "-" else name for name in inputs or ["-"])
+        raise CliError(f"no texts in {names}: the input is empty or only blank lines")
     return texts, sources
+
+
+# ------------------------------------------------------------------------------------ commands
 
 
 def build_ner_pipeline(pretrained: str, *, lang: str = "en", spacy_model: Optional[str] = None, **settings):
@@ -67,31 +139,34 @@ def _entities(doc) -> List[dict]:
 
 
 def run_ner(args: argparse.Namespace) -> int:
+    _check_output(args.output)
+    texts, sources = _read_texts(args.inputs, by_line=not args.whole_file)
     from spacy import displacy
     from tqdm import tqdm
 
-    texts, sources = _read_texts(args.inputs, by_line=not args.whole_file)
     nlp = build_ner_pipeline(
         args.pretrained,
         lang=args.lang,
         spacy_model=args.spacy_model,
         max_mention_length=args.max_mention_length,
     )
+    quiet = args.quiet or len(texts) < 20 or sys.stderr is None
     out: TextIO = open(args.output, "w", encoding="utf8") if args.output else sys.stdout
     try:
-        docs = tqdm(
-            nlp.pipe(texts, batch_size=args.batch_size),
-            total=len(texts),
-            unit="text",
-            disable=args.quiet or len(texts) < 20,
-            file=sys.stderr,
-        )
-        if args.format == "jsonl":
-            for source, doc in zip(sources, docs):
-                record = {"source": source, "text": doc.text, "entities": _entities(doc)}
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        else:
-            out.write(displacy.render(list(docs), style="ent", page=True, jupyter=False))
+        # The bar counts written docs, so it ends at the total (a bar wrapping nlp.pipe stopped one short:
+        # zip never resumes the pipe after its last doc).
+        with tqdm(total=len(texts), unit="text", disable=quiet, file=sys.stderr) as progress:
+            docs = []
+            for source, doc in zip(sources, nlp.pipe(texts, batch_size=args.batch_size)):
+                if args.format == "jsonl":
+                    record = {"source": source, "text": doc.text, "entities": _entities(doc)}
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                else:
+                    docs.append(doc)
+                progress.update()
+        if args.format == "html":
+            out.write(displacy.render(docs, style="ent", page=True, jupyter=False))
+        out.flush()  # a closed pipe is reported here, not at interpreter exit
     finally:
         if out is not sys.stdout:
             out.close()
@@ -101,7 +176,7 @@ def run_ner(args: argparse.Namespace) -> int:
 def run_convert_conll(args: argparse.Namespace) -> int:
     from .conll import convert_conll
 
-    n = convert_conll(args.input, args.output, n_sents=args.n_sents, limit=args.limit)
+    n = convert_conll(input_file(args.input), args.output, n_sents=args.n_sents, limit=args.limit)
     print(f"Wrote {n} docs to {args.output}", file=sys.stderr)
     return 0
 
@@ -109,53 +184,102 @@ def run_convert_conll(args: argparse.Namespace) -> int:
 def run_convert_encoder(args: argparse.Namespace) -> int:
     from .model.from_encoder import convert_encoder_to_luke
 
-    folder = convert_encoder_to_luke(args.source, args.output, overwrite=args.overwrite)
+    try:
+        folder = convert_encoder_to_luke(args.source, args.output, overwrite=args.overwrite)
+    except FileExistsError as err:
+        if "overwrite=True" not in str(err):  # the library's wording; the CLI has a flag for it
+            raise
+        raise CliError(f"{args.output} is not empty: add --overwrite to replace a previous conversion") from None
     print(f"Wrote a LUKE checkpoint to {folder}", file=sys.stderr)
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m spacy_luke", description="LUKE in spaCy pipelines.")
-    commands = parser.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------------------------ parsing
 
-    ner = commands.add_parser("ner", help="named entities of text files (or stdin) as JSONL or displaCy HTML")
-    ner.add_argument("inputs", nargs="*", help="text files; '-' or none reads stdin")
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (subcommand parsers inherit the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        _report(f"{message} (see {self.prog} --help)")
+        sys.exit(EXIT_USAGE)
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        if not text.strip().lstrip("-").isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m spacy_luke", description="LUKE in spaCy pipelines.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the Python traceback of a failure (also: SPACY_LUKE_DEBUG=1)")
+
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, epilog=EPILOG, parents=[common],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(func=func)
+        return sub
+
+    ner = command("ner", "named entities of text files (or stdin) as JSONL or displaCy HTML", run_ner)
+    ner.add_argument("inputs", nargs="*", help="UTF-8 text files; '-' or none reads stdin")
     ner.add_argument("--pretrained", required=True, help="hub id or local folder of a LUKE NER checkpoint, or a saved spaCy pipeline")
-    ner.add_argument("--format", choices=("jsonl", "html"), default="jsonl")
+    ner.add_argument("--format", choices=("jsonl", "html"), default="jsonl", help="one JSON record per text, or one displaCy page (default: jsonl)")
     ner.add_argument("--output", "-o", help="output file (default: stdout)")
     ner.add_argument("--whole-file", action="store_true", help="one document per file instead of one per non-empty line")
     ner.add_argument("--lang", default="en", help="language of the blank tokenizer (default: en)")
     ner.add_argument("--spacy-model", help="a spaCy pipeline to tokenize and split sentences (its own ner is excluded)")
-    ner.add_argument("--max-mention-length", type=int, default=None, help="longest candidate span in tokens (default 16)")
-    ner.add_argument("--batch-size", type=int, default=32)
-    ner.add_argument("--quiet", action="store_true", help="no progress bar")
-    ner.set_defaults(func=run_ner)
+    ner.add_argument("--max-mention-length", type=_count(1), default=None, help="longest candidate span in tokens (default 16)")
+    ner.add_argument("--batch-size", type=_count(1), default=32, help="texts per nlp.pipe batch (default: 32)")
+    ner.add_argument("--quiet", action="store_true", help="no progress bar (there is none under 20 texts)")
 
-    conll = commands.add_parser("convert-conll", help="CoNLL-2003 style NER file -> .spacy DocBin")
-    conll.add_argument("input")
-    conll.add_argument("output")
-    conll.add_argument("--n-sents", type=int, default=10, help="sentences per doc (document context)")
-    conll.add_argument("--limit", type=int, default=0, help="keep only the first N sentences (0: all)")
-    conll.set_defaults(func=run_convert_conll)
+    conll = command("convert-conll", "CoNLL-2003 style NER file -> .spacy DocBin", run_convert_conll)
+    conll.add_argument("input", help="UTF-8 CoNLL file: 'token TAG ...' lines (IOB1 or IOB2 tags in the 2nd column), blank lines between sentences")
+    conll.add_argument("output", help="the .spacy file to write (its folder is created)")
+    conll.add_argument("--n-sents", type=_count(1), default=10, help="sentences per doc (document context; default: 10)")
+    conll.add_argument("--limit", type=_count(0), default=0, help="keep only the first N sentences (default 0: all)")
 
-    encoder = commands.add_parser("convert-encoder", help="BERT/RoBERTa/XLM-R checkpoint folder -> LUKE checkpoint folder")
-    encoder.add_argument("source")
-    encoder.add_argument("output")
-    encoder.add_argument("--overwrite", action="store_true")
-    encoder.set_defaults(func=run_convert_encoder)
+    encoder = command("convert-encoder", "BERT/RoBERTa/XLM-R checkpoint folder -> LUKE checkpoint folder", run_convert_encoder)
+    encoder.add_argument("source", help="local folder of the encoder: config.json, weights, tokenizer files")
+    encoder.add_argument("output", help="folder to write the LUKE checkpoint to (new or empty, unless --overwrite)")
+    encoder.add_argument("--overwrite", action="store_true", help="replace the files of a previous conversion in the output folder")
     return parser
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename and err.strerror:  # "[Errno 2] ...: 'x'" -> "x: ..."
+        return f"{err.filename}: {err.strerror}"
+    if isinstance(err, (CliError, OSError, ValueError)):
+        return str(err) or type(err).__name__
+    return f"unexpected {type(err).__name__}: {err} (add --debug for the traceback, and please report it)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = make_parser().parse_args(argv)
+    if args.debug or os.environ.get("SPACY_LUKE_DEBUG", "0") not in ("", "0"):
+        return args.func(args)
     try:
         return args.func(args)
-    except (OSError, ValueError) as err:
-        # Missing files, models that cannot be found or downloaded, bad settings: a message, not a trace.
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        _report("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away: say so once, and keep Python's exit-time flush quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _report(f"{STDOUT}: the reader closed the pipe before all output was written")
+    except Exception as err:  # never a traceback: one line, the file named by the message
+        _report(_message(err))
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

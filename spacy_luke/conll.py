@@ -16,12 +16,31 @@ from spacy.vocab import Vocab
 Sentence = List[Tuple[str, str]]
 
 
+def _valid_tag(tag: str) -> bool:
+    return tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)
+
+
+def _decode_line(raw: bytes, path: Union[str, Path], lineno: int) -> str:
+    try:
+        return raw.decode("utf8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+            "convert it first, e.g. with iconv -f latin1 -t utf-8"
+        ) from None
+
+
 def read_conll(path: Union[str, Path]) -> Iterator[List[Sentence]]:
-    """Yield documents (lists of sentences of ``(token, tag)``) from a CoNLL file."""
+    """Yield documents (lists of sentences of ``(token, tag)``) from a CoNLL file.
+
+    A line that is not UTF-8, lacks a tag or has a tag other than O / B-X / I-X is a
+    ``ValueError`` naming the file and line.
+    """
     document: List[Sentence] = []
     sentence: Sentence = []
-    with Path(path).open(encoding="utf8") as f:
-        for lineno, line in enumerate(f, 1):
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = _decode_line(raw, path, lineno)
             parts = line.split()
             if not parts:
                 if sentence:
@@ -38,6 +57,8 @@ def read_conll(path: Union[str, Path]) -> Iterator[List[Sentence]]:
                 continue
             if len(parts) < 2:
                 raise ValueError(f"{path}:{lineno}: expected 'token TAG ...', got {line.strip()!r}.")
+            if not _valid_tag(parts[1]):
+                raise ValueError(f"{path}:{lineno}: unexpected NER tag {parts[1]!r}: expected O, B-X or I-X (IOB1 or IOB2).")
             sentence.append((parts[0], parts[1]))
     if sentence:
         document.append(sentence)
@@ -50,6 +71,8 @@ def _entity_spans(tags: List[str]) -> List[Tuple[int, int, str]]:
     spans = []
     start, label = None, None
     for i, tag in enumerate(tags + ["O"]):
+        if not _valid_tag(tag):
+            raise ValueError(f"Unexpected NER tag {tag!r}: expected O, B-X or I-X.")
         prefix, _, kind = tag.partition("-")
         begins = prefix == "B" or (prefix == "I" and kind != label)
         if start is not None and (prefix == "O" or begins):
@@ -57,8 +80,6 @@ def _entity_spans(tags: List[str]) -> List[Tuple[int, int, str]]:
             start, label = None, None
         if prefix in ("B", "I") and start is None:
             start, label = i, kind
-        elif prefix not in ("B", "I", "O"):
-            raise ValueError(f"Unexpected NER tag {tag!r}: expected O, B-X or I-X.")
     return spans
 
 
@@ -93,8 +114,10 @@ def conll_to_docs(path: Union[str, Path], vocab: Vocab, *, n_sents: int = 10, li
 
 
 def convert_conll(input_path: Union[str, Path], output_path: Union[str, Path], *, n_sents: int = 10, limit: int = 0) -> int:
-    """Write a CoNLL file as a ``.spacy`` DocBin; returns the number of docs."""
+    """Write a CoNLL file as a ``.spacy`` DocBin; returns the number of docs (an empty file is a ValueError)."""
     docs = conll_to_docs(input_path, Vocab(), n_sents=n_sents, limit=limit)
+    if not docs:
+        raise ValueError(f"{input_path}: no sentences to convert (the file is empty or has only -DOCSTART- lines).")
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     DocBin(docs=docs).to_disk(output_path)
