@@ -225,7 +225,7 @@ def test_long_doc_uses_windows_and_skips_too_long_spans(typer_checkpoint):
     # a span longer than the word budget cannot be marked: skipped with a warning
     doc2 = nlp.make_doc(text)
     doc2.ents = [Span(doc2, 0, len(doc2) - 1, label="HUGE")]
-    with pytest.warns(UserWarning, match="crosses any window"):
+    with pytest.warns(UserWarning, match="more word pieces than the model.s window"):
         nlp.get_pipe("luke_entity_typer")(doc2)
     assert doc2.ents[0]._.luke_types is None
 
@@ -415,6 +415,7 @@ def write_jsonl(path):
             f.write(json.dumps({"text": text, "entities": entities}) + "\n")
 
 
+@pytest.mark.heavy  # runs `spacy train` in a subprocess
 def test_spacy_train_from_config(mlm_checkpoint, tmp_path):
     write_jsonl(tmp_path / "train.jsonl")
     (tmp_path / "config.cfg").write_text(TRAIN_CONFIG)

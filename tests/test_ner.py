@@ -215,7 +215,7 @@ def test_long_sentence_without_boundaries(ner_checkpoint):
 
 def test_no_pretrained_is_a_clear_error():
     nlp = spacy.blank("en")
-    nlp.add_pipe("luke_ner")
+    nlp.add_pipe("luke_ner", config={"pretrained": None})
     with pytest.raises(ValueError, match="has no weights: set `pretrained`"):
         nlp("Tokyo is big")
 

@@ -129,7 +129,7 @@ def test_head_mismatch_is_a_clear_error(typer_checkpoint):
 
 
 def test_fifty_entities_bounded_memory(relation_checkpoint):
-    nlp = make_nlp(relation_checkpoint, max_pair_distance=1000, max_batch_cost=2048)
+    nlp = make_nlp(relation_checkpoint, max_pair_distance=1000, max_batch_cost=2048, max_pairs_per_sentence=None)
     rex = nlp.get_pipe("luke_relation_extractor")
     words = (TEXTS[0] + " " + TEXTS[1] + " " + TEXTS[2] + " " + TEXTS[3]).split()
     doc = nlp.make_doc(" ".join((words * 3)[:100]))
@@ -292,6 +292,7 @@ name_or_path = ${paths.checkpoint}
 """
 
 
+@pytest.mark.heavy  # runs `spacy train` in a subprocess
 def test_spacy_train_from_config(mlm_checkpoint, tmp_path):
     write_jsonl(tmp_path / "train.jsonl")
     (tmp_path / "config.cfg").write_text(TRAIN_CONFIG)

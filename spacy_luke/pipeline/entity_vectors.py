@@ -31,7 +31,8 @@ from .extensions import install_vector_extensions
 from .base import LukePipe
 from .loaders import CheckpointLoader
 from .marked import doc_spans
-from .windows import plan_windows, split_passes, window_pieces
+from .skipped import SkipLog
+from .windows import encodable_windows, split_passes, window_pieces
 
 DEFAULT_ENCODER_MODEL = Config().from_str(
     """
@@ -164,11 +165,13 @@ class LukeEntityVectors(LukePipe):
         hidden = config.hidden_size
         results = [(s, np.zeros((len(s), hidden), dtype=np.float32), np.zeros(len(s), dtype=bool)) for s in spans]
         passes, inputs = [], []
-        for d, (doc, doc_spans_) in enumerate(zip(docs, spans)):
-            if len(doc) == 0 or len(doc_spans_) == 0:
-                continue
-            pieces = self._doc_pieces(doc)
-            windows, _ = plan_windows(pieces.starts, pieces.ends, lambda: sentence_bounds(doc), doc_spans_, budget)
+        skips = SkipLog(self.name)
+        used = [d for d, (doc, doc_spans_) in enumerate(zip(docs, spans)) if len(doc) and len(doc_spans_)]
+        for d, pieces in zip(used, self._docs_pieces([docs[d] for d in used])):
+            doc, doc_spans_ = docs[d], spans[d]
+            windows = encodable_windows(
+                pieces, doc_spans_, lambda: sentence_bounds(doc), budget, lambda i, reason: skips.add(doc, [doc_spans_[i]], reason)
+            )
             entity_ids = self._entity_ids(doc, doc_spans_)
             for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
                 x = encoder.span_inputs_from_pieces(window_pieces(pieces, p.window), doc_spans_[p.span_indices] - p.window[0])
@@ -176,6 +179,7 @@ class LukeEntityVectors(LukePipe):
                 x["entity_ids"] = entity_ids[p.span_indices]
                 passes.append(p)
                 inputs.append(x)
+        skips.warn()
         for batch, states, _ in self._run_batches(inputs):
             for row, i in enumerate(batch):
                 p = passes[i]

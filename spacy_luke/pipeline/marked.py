@@ -25,6 +25,7 @@ from ..tokenization.doc_encoder import TokenPieces
 from .base import LukePipe
 from .candidates import Suggester, split_ragged
 from .loaders import CheckpointLoader, LukeCheckpoint
+from .skipped import SkipLog, unencodable
 from .windows import centred_window, window_pieces
 
 Item = Tuple[Tuple[int, int], ...]
@@ -101,35 +102,39 @@ class MarkedItemsPipe(LukePipe):
         return min(self._tokenizer.model_max_length, positions) - 2 - 2 * self.n_markers
 
     def _item_inputs(self, docs: Sequence[Doc], items: List[List[Item]]) -> Tuple[List[Tuple[int, int]], List[Dict[str, np.ndarray]]]:
-        """One input per item that fits a window; returns ``[(doc index, item index), ...]`` and the inputs."""
+        """One input per item that can be encoded; returns ``[(doc index, item index), ...]`` and the inputs.
+
+        An item with a span of no word pieces (only whitespace), or whose spans need more word
+        pieces than the window holds, is skipped with one warning per call
+        (:mod:`~spacy_luke.pipeline.skipped`).
+        """
         encoder = self.doc_encoder
         budget = self._word_budget()
         where: List[Tuple[int, int]] = []
         inputs: List[Dict[str, np.ndarray]] = []
-        for d, (doc, doc_items) in enumerate(zip(docs, items)):
-            if not doc_items or len(doc) == 0:
-                continue
-            pieces = self._doc_pieces(doc)
+        skips = SkipLog(self.name)
+        used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if doc_items and len(doc)]
+        pieces_of = dict(zip(used, self._docs_pieces([docs[d] for d in used])))
+        for d in used:
+            doc, doc_items, pieces = docs[d], items[d], pieces_of[d]
             n = len(doc)
             fits = int(pieces.ends[-1]) <= budget
             windows: Dict[Tuple[int, int], TokenPieces] = {}
             for k, item in enumerate(doc_items):
-                core = (min(s for s, _ in item), max(e for _, e in item))
-                if int(pieces.ends[core[1] - 1] - pieces.starts[core[0]]) > budget:
-                    self._warn_once(
-                        "too-long",
-                        f"skipped {'a pair' if len(item) == 2 else 'a span'} at tokens {[list(s) for s in item]} of "
-                        f"doc {doc[:8].text!r}...: it needs more than the model's {budget} word pieces, so it crosses "
-                        "any window (further cases are skipped silently).",
-                    )
+                core = np.asarray([[min(s for s, _ in item), max(e for _, e in item)]], dtype=np.int64)
+                bad = unencodable(pieces.starts, pieces.ends, np.asarray(item, dtype=np.int64), budget)
+                bad += unencodable(pieces.starts, pieces.ends, core, budget) if not bad else []
+                if bad:
+                    skips.add(doc, item, bad[0][1])
                     continue
-                window = (0, n) if fits else centred_window(pieces.starts, pieces.ends, core, budget)
+                window = (0, n) if fits else centred_window(pieces.starts, pieces.ends, tuple(core[0].tolist()), budget)
                 wp = windows.get(window)
                 if wp is None:
                     wp = windows[window] = window_pieces(pieces, window)
                 local = np.asarray(item, dtype=np.int64) - window[0]
                 inputs.append(encoder.marker_inputs_from_pieces(wp, local))
                 where.append((d, k))
+        skips.warn()
         return where, inputs
 
     def _logits(self, docs: Sequence[Doc], items: List[List[Item]]) -> Tuple[List[np.ndarray], List[np.ndarray]]:

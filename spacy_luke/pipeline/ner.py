@@ -14,6 +14,7 @@ import numpy as np
 from spacy.language import Language
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.scorer import Scorer, get_ner_prf
+from spacy.attrs import ENT_IOB, ENT_TYPE
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
@@ -23,10 +24,13 @@ from .base import LukePipe
 from .candidates import Suggester, sentence_bounds, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
 from .loaders import CheckpointLoader
+from .skipped import SkipLog
 from ..tokenization.doc_encoder import SpanPass
-from .windows import Pass, plan_windows, split_passes, window_pieces
+from .windows import Pass, encodable_windows, split_passes, window_pieces
 
 NIL_LABELS = ("NIL", "O")
+# The public CoNLL-2003 checkpoint (PER, ORG, LOC, MISC): ``nlp.add_pipe("luke_ner")`` works as is.
+DEFAULT_NER_CHECKPOINT = "studio-ousia/luke-large-finetuned-conll-2003"
 
 DEFAULT_NER_MODEL = Config().from_str(
     """
@@ -51,12 +55,13 @@ class SpanScores:
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.luke_score"],
     default_config={
         "model": DEFAULT_NER_MODEL,
-        "pretrained": None,
+        "pretrained": DEFAULT_NER_CHECKPOINT,
         "candidates": None,
         "max_mention_length": 16,
         "max_entities_per_pass": 128,
         "max_batch_cost": 16384,
         "overwrite": False,
+        "respect_outside": False,
         "spans_key": None,
         "lite": True,
         "freeze_encoder": False,
@@ -80,17 +85,19 @@ def make_luke_ner(
     freeze_encoder: bool,
     scorer: Optional[Callable],
     precision: str = "float32",
+    respect_outside: bool = False,
 ) -> "LukeNER":
     """LUKE named entity recognition.
 
     model (Model): the LUKE span classifier architecture (spacy-luke.EntitySpanClassifier.v1).
-    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
+    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label. Default: studio-ousia/luke-large-finetuned-conll-2003 (downloaded once, then read from the hub cache); null: weights only from [initialize].
     candidates (Optional[Suggester]): spans to classify; default: all spans of up to max_mention_length tokens within a sentence.
     max_mention_length (int): longest default candidate, in tokens.
     max_entities_per_pass (int): candidate spans per model input; more spans reuse the same words in further passes.
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
-    overwrite (bool): replace existing doc.ents instead of keeping them.
-    spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents.
+    overwrite (bool): replace existing doc.ents (or the spans in doc.spans[spans_key]) instead of keeping them; blocked tokens are never overwritten.
+    respect_outside (bool): never put an entity on a token marked outside (O); default false, as spaCy's ner (doc.ents = ... and the entity ruler mark every other token O). Blocked tokens (doc.set_ents(blocked=...)) never get one either way.
+    spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents; spans already in that group are kept (scores NaN) unless overwrite.
     lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
@@ -106,6 +113,7 @@ def make_luke_ner(
         max_entities_per_pass=max_entities_per_pass,
         max_batch_cost=max_batch_cost,
         overwrite=overwrite,
+        respect_outside=respect_outside,
         spans_key=spans_key,
         lite=lite,
         freeze_encoder=freeze_encoder,
@@ -127,6 +135,7 @@ class LukeNER(LukePipe):
         candidates: Optional[Suggester] = None,
         max_mention_length: int = 16,
         overwrite: bool = False,
+        respect_outside: bool = False,
         spans_key: Optional[str] = None,
         **settings: Any,
     ):
@@ -139,6 +148,7 @@ class LukeNER(LukePipe):
             pretrained=pretrained,
             max_mention_length=max_mention_length,
             overwrite=overwrite,
+            respect_outside=respect_outside,
             spans_key=spans_key,
             **settings,
         )
@@ -189,32 +199,30 @@ class LukeNER(LukePipe):
         positions = config.max_position_embeddings - config.pad_token_id - 1
         return min(self._tokenizer.model_max_length, positions) - 2
 
-    def _passes(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Tuple[List[Pass], List[SpanPass], List[np.ndarray]]:
-        """The passes over ``docs`` and their unpadded inputs, and the candidates no window fits."""
+    def _passes(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Tuple[List[Pass], List[SpanPass], SkipLog]:
+        """The passes over ``docs``, their unpadded inputs, and the candidates that cannot be encoded.
+
+        A candidate with no word pieces, more than the window holds, or no window that holds
+        it whole is skipped (:mod:`~spacy_luke.pipeline.skipped`): it stays unscored.
+        """
         budget = self._word_budget()
         max_entities = self.cfg["max_entities_per_pass"]
         passes: List[Pass] = []
         inputs: List[SpanPass] = []
-        dropped: List[np.ndarray] = []
-        no_spans = np.zeros(0, dtype=np.int64)
+        skips = SkipLog(self.name)
         used = [d for d, (doc, spans) in enumerate(zip(docs, candidates)) if len(doc) and len(spans)]
         pieces_of = dict(zip(used, self._docs_pieces([docs[d] for d in used])))
         for d, (doc, spans) in enumerate(zip(docs, candidates)):
             pieces = pieces_of.get(d)
             if pieces is None:
-                dropped.append(no_spans)
                 continue
-            if len(pieces.ids) <= budget and len(spans) <= max_entities:  # the common case: one pass
-                passes.append(Pass(d, (0, len(doc)), np.arange(len(spans))))
-                inputs.append(SpanPass(pieces, spans))
-                dropped.append(no_spans)
-                continue
-            windows, lost = plan_windows(pieces.starts, pieces.ends, lambda: sentence_bounds(doc), spans, budget)
-            dropped.append(lost)
+            windows = encodable_windows(
+                pieces, spans, lambda: sentence_bounds(doc), budget, lambda i, reason: skips.add(doc, [spans[i]], reason)
+            )
             for p in split_passes(d, windows, max_entities):
                 passes.append(p)
                 inputs.append(SpanPass(window_pieces(pieces, p.window), spans[p.span_indices] - p.window[0]))
-        return passes, inputs, dropped
+        return passes, inputs, skips
 
     # ------------------------------------------------------------------ predict / annotate
 
@@ -224,7 +232,8 @@ class LukeNER(LukePipe):
             return [SpanScores(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
         self._ensure_loaded()
         candidates = self._candidates(docs)
-        passes, inputs, _ = self._passes(docs, candidates)
+        passes, inputs, skips = self._passes(docs, candidates)
+        skips.warn()
         n_labels = len(self._id2label)
         results = [
             SpanScores(spans, np.zeros((len(spans), n_labels), dtype=np.float32), np.zeros(len(spans), dtype=bool))
@@ -238,8 +247,13 @@ class LukeNER(LukePipe):
                 result.scored[p.span_indices] = True
         return results
 
-    def decode(self, doc: Doc, scores: SpanScores, kept: Sequence[Span] = ()) -> List[Tuple[int, int, int, float]]:
-        """``(start, end, label index, probability)`` of the accepted spans, in doc order."""
+    def decode(
+        self, doc: Doc, scores: SpanScores, kept: Sequence[Span] = (), closed: Optional[np.ndarray] = None
+    ) -> List[Tuple[int, int, int, float]]:
+        """``(start, end, label index, probability)`` of the accepted spans, in doc order.
+
+        No accepted span overlaps ``kept`` or a token where ``closed`` (a bool per token) is true.
+        """
         if len(scores.spans) == 0:
             return []
         logits = scores.logits
@@ -251,7 +265,7 @@ class LukeNER(LukePipe):
         order = keep[np.argsort(-max_logit, kind="stable")]
         shifted = np.exp(logits[order] - logits[order].max(axis=1, keepdims=True))
         probs = shifted[np.arange(len(order)), best[order]] / shifted.sum(axis=1)
-        occupied = np.zeros(len(doc), dtype=bool)
+        occupied = np.zeros(len(doc), dtype=bool) if closed is None else np.array(closed, dtype=bool)
         for span in kept:
             occupied[span.start : span.end] = True
         accepted = []
@@ -263,21 +277,36 @@ class LukeNER(LukePipe):
         return sorted(accepted)
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[SpanScores]) -> None:
+        """Write the accepted spans; nothing the user set is lost.
+
+        - Blocked tokens (``doc.set_ents(..., blocked=...)``) never get an entity and stay blocked.
+        - Tokens marked outside (O) get an entity only when ``respect_outside`` is false (the
+          default, as spaCy's own ner does: ``doc.ents = ...`` and the entity ruler mark every
+          other token O); a token that gets none keeps its O.
+        - Existing entities (or, with ``spans_key``, the spans already in that group) are kept
+          and never overlapped, unless ``overwrite``; with ``spans_key`` the group is extended,
+          its other attrs kept, ``attrs["scores"]`` NaN for the spans the pipe did not write.
+        """
         spans_key = self.cfg["spans_key"]
+        overwrite = self.cfg["overwrite"]
         for doc, doc_scores in zip(docs, scores):
-            kept = [] if (self.cfg["overwrite"] or spans_key) else list(doc.ents)
-            accepted = self.decode(doc, doc_scores, kept)
+            iob_type = doc.to_array([ENT_IOB, ENT_TYPE]).reshape(-1, 2) if len(doc) else np.zeros((0, 2), dtype=np.uint64)
+            blocked = (iob_type[:, 0] == 3) & (iob_type[:, 1] == 0)
+            closed = blocked | (iob_type[:, 0] == 2) if self.cfg.get("respect_outside") else blocked
+            if spans_key:
+                group = doc.spans[spans_key] if spans_key in doc.spans else None
+                kept = [] if overwrite or group is None else list(group)
+            else:
+                kept = [] if overwrite else list(doc.ents)
             new_spans = []
-            for start, end, label, prob in accepted:
+            for start, end, label, prob in self.decode(doc, doc_scores, kept, closed):
                 span = Span(doc, start, end, label=self._id2label[label])
                 span._.luke_score = prob
                 new_spans.append(span)
             if spans_key:
-                doc.spans[spans_key] = SpanGroup(
-                    doc, name=spans_key, spans=new_spans, attrs={"scores": np.asarray([s._.luke_score for s in new_spans], dtype="f")}
-                )
+                doc.spans[spans_key] = _extended_group(doc, spans_key, None if overwrite else group, new_spans)
             else:
-                doc.set_ents(sorted(kept + new_spans, key=lambda s: s.start), default="outside")
+                doc.set_ents(sorted(kept + new_spans, key=lambda s: s.start), blocked=_runs(doc, blocked), default="outside")
 
     # ------------------------------------------------------------------ training
 
@@ -362,7 +391,8 @@ class LukeNER(LukePipe):
         docs = [eg.predicted for eg in examples]
         candidates = self._candidates(docs)
         targets = [self._gold(eg, spans) for eg, spans in zip(examples, candidates)]
-        passes, inputs, _ = self._passes(docs, candidates)
+        passes, inputs, skips = self._passes(docs, candidates)
+        skips.warn()
         pass_targets = [targets[p.doc_index][p.span_indices] for p in passes]
         total = max(1, sum(int((t >= 0).sum()) for t in pass_targets))
         loss = 0.0
@@ -416,3 +446,24 @@ def make_ner_scorer() -> Callable:
         return scores
 
     return score
+
+
+def _runs(doc: Doc, mask: np.ndarray) -> List[Span]:
+    """The token runs where ``mask`` is true, as Spans."""
+    if not mask.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [doc[int(start) : int(end)] for start, end in zip(edges[::2], edges[1::2])]
+
+
+def _extended_group(doc: Doc, key: str, group: Optional[SpanGroup], new_spans: List[Span]) -> SpanGroup:
+    """``group``'s spans (and attrs) plus ``new_spans``, in doc order, with ``attrs["scores"]``."""
+    old_spans = list(group) if group else []
+    old_attrs = dict(group.attrs) if group else {}
+    old_scores = np.asarray(old_attrs.get("scores", []), dtype="f").reshape(-1)
+    if len(old_scores) != len(old_spans):
+        old_scores = np.full(len(old_spans), np.nan, dtype="f")
+    spans = old_spans + new_spans
+    scores = np.concatenate([old_scores, np.asarray([s._.luke_score for s in new_spans], dtype="f")])
+    order = sorted(range(len(spans)), key=lambda i: (spans[i].start, spans[i].end))
+    return SpanGroup(doc, name=key, spans=[spans[i] for i in order], attrs={**old_attrs, "scores": scores[order]})

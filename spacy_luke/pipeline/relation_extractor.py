@@ -2,7 +2,9 @@
 
 Pairs: every ordered pair (head, tail) of distinct, non-overlapping spans of ``doc.ents`` (or of
 the ``candidates`` suggester) within ``max_pair_distance`` tokens of each other (default: in
-the same sentence; the whole doc when it has no sentence boundaries). Each pair is one model
+the same sentence; the whole doc when it has no sentence boundaries), at most
+``max_pairs_per_sentence`` (default 1,000) per sentence of the head: over it, the pairs nearest in
+entity order are kept and a warning says so, so the cost stays linear in the text. Each pair is one model
 input, as ``LukeTokenizer(task="entity_pair_classification")`` builds it: ``<ent>`` around the
 head, ``<ent2>`` around the tail, the [MASK] and [MASK2] entities over them.
 
@@ -20,6 +22,7 @@ the reference entities (``doc.ents`` and every relation argument); otherwise fro
 predicted doc (entities of an upstream component in ``[training] annotating_components``).
 """
 
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -51,6 +54,7 @@ mixed_precision = false
         "pretrained": None,
         "candidates": None,
         "max_pair_distance": None,
+        "max_pairs_per_sentence": 1000,
         "negative_label": "no_relation",
         "threshold": 0.0,
         "use_gold_ents": True,
@@ -68,6 +72,7 @@ def make_luke_relation_extractor(
     pretrained: Optional[str],
     candidates: Optional[Suggester],
     max_pair_distance: Optional[int],
+    max_pairs_per_sentence: Optional[int],
     negative_label: str,
     threshold: float,
     use_gold_ents: bool,
@@ -82,6 +87,7 @@ def make_luke_relation_extractor(
     pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
     candidates (Optional[Suggester]): the entities to pair; default: doc.ents.
     max_pair_distance (Optional[int]): most tokens between head and tail; default (null): both in the same sentence.
+    max_pairs_per_sentence (Optional[int]): most pairs scored per sentence of the head (each pair is one model input); over it, the pairs nearest in entity order are kept, with a warning. null: no cap (cost grows with the square of a sentence's entities).
     negative_label (str): the label meaning "no relation" (never written).
     threshold (float): the lowest softmax probability of a written relation.
     use_gold_ents (bool): training: pair the reference's entities (else the predicted doc's).
@@ -97,6 +103,7 @@ def make_luke_relation_extractor(
         pretrained=pretrained,
         candidates=candidates,
         max_pair_distance=max_pair_distance,
+        max_pairs_per_sentence=max_pairs_per_sentence,
         negative_label=negative_label,
         threshold=threshold,
         use_gold_ents=use_gold_ents,
@@ -107,27 +114,88 @@ def make_luke_relation_extractor(
     )
 
 
-def entity_pairs(doc: Doc, spans: np.ndarray, max_pair_distance: Optional[int]) -> List[Item]:
-    """Ordered pairs of distinct, disjoint ``spans`` (token offsets) allowed by the distance rule."""
-    spans = [(int(s), int(e)) for s, e in sorted(set(map(tuple, np.asarray(spans).reshape(-1, 2).tolist())))]
-    if len(spans) < 2:
+class LukePairCapWarning(UserWarning):
+    """luke_relation_extractor scored only some pairs of a sentence (``max_pairs_per_sentence``)."""
+
+
+def entity_pairs(
+    doc: Doc,
+    spans: np.ndarray,
+    max_pair_distance: Optional[int],
+    max_pairs_per_sentence: Optional[int] = None,
+    cut: Optional[List[Tuple[int, int]]] = None,
+) -> List[Item]:
+    """Ordered pairs of distinct, disjoint ``spans`` (token offsets) allowed by the distance rule.
+
+    ``max_pair_distance`` None: both spans in the same sentence; else at most that many tokens
+    apart. ``max_pairs_per_sentence``: the most pairs whose head lies in one sentence; over it,
+    the pairs nearest in entity order are kept (every pair of neighbouring entities, then those
+    one entity apart, ...), and ``(sentence start, number of entities)`` is appended to ``cut``.
+    Returns the pairs sorted by (head, tail). The work grows with the pairs kept, never with
+    all pairs of a long sentence.
+    """
+    unique = sorted(set(map(tuple, np.asarray(spans, dtype=np.int64).reshape(-1, 2).tolist())))
+    n = len(unique)
+    if n < 2:
         return []
-    if max_pair_distance is None:
-        bounds = sentence_bounds(doc)
-        ends = np.asarray([e for _, e in bounds], dtype=np.int64)
-        sent = [(int(np.searchsorted(ends, s, side="right")), int(np.searchsorted(ends, e - 1, side="right"))) for s, e in spans]
-    pairs = []
-    for i, head in enumerate(spans):
-        for j, tail in enumerate(spans):
-            if i == j or (head[0] < tail[1] and tail[0] < head[1]):
-                continue
-            if max_pair_distance is None:
-                if sent[i][0] != sent[i][1] or sent[i] != sent[j]:
-                    continue
-            elif max(head[0], tail[0]) - min(head[1], tail[1]) > max_pair_distance:
-                continue
-            pairs.append((head, tail))
-    return pairs
+    starts, ends = (np.asarray(x, dtype=np.int64) for x in zip(*unique))
+    bounds = np.asarray(sentence_bounds(doc), dtype=np.int64).reshape(-1, 2)
+    sentence = np.searchsorted(bounds[:, 1], starts, side="right")
+    valid = np.ones(n, dtype=bool)
+    if max_pair_distance is None:  # a span crossing a sentence boundary pairs with nothing
+        valid = sentence == np.searchsorted(bounds[:, 1], ends - 1, side="right")
+    cap = max_pairs_per_sentence if max_pairs_per_sentence is not None else n * (n - 1)
+    n_groups = int(sentence.max()) + 1
+    taken = np.zeros(n_groups, dtype=np.int64)
+    over = np.zeros(n_groups, dtype=bool)  # the sentence had more pairs than the cap
+    group_size = np.bincount(sentence, minlength=n_groups)
+    heads: List[np.ndarray] = []
+    tails: List[np.ndarray] = []
+    for k in range(1, n):
+        a = np.arange(n - k)
+        b = a + k  # b after a in (start, end) order
+        gap = starts[b] - ends[a]
+        ok = (gap >= 0) & valid[a] & valid[b]  # gap < 0: overlapping spans never pair
+        if max_pair_distance is None:
+            ok &= sentence[a] == sentence[b]
+        else:
+            ok &= gap <= max_pair_distance
+        # Forward (a -> b) and backward (b -> a) pairs, in order; each counts for its head's sentence.
+        h = np.stack([a[ok], b[ok]], axis=1).reshape(-1)
+        t = np.stack([b[ok], a[ok]], axis=1).reshape(-1)
+        if len(h):
+            group = sentence[h]
+            rank = _rank_within(group) + taken[group]
+            keep = rank < cap
+            heads.append(h[keep])
+            tails.append(t[keep])
+            taken += np.bincount(group[keep], minlength=n_groups)
+            over[group[~keep]] = True
+        searching = ~over & (group_size > 0)  # a full sentence still looks for one more pair, to tell
+        if max_pair_distance is None:
+            if not (searching & (group_size > k + 1)).any():
+                break  # a sentence's spans are consecutive in order: none has a pair k + 1 apart
+        elif gap.min() > max_pair_distance or not searching.any():
+            break  # starts only grow with k: no later pair is near enough
+    if cut is not None:
+        cut.extend((int(bounds[g, 0]), int(group_size[g])) for g in np.flatnonzero(over))
+    if not heads:
+        return []
+    h, t = np.concatenate(heads), np.concatenate(tails)
+    order = np.lexsort((ends[t], starts[t], ends[h], starts[h]))
+    return [((int(starts[i]), int(ends[i])), (int(starts[j]), int(ends[j]))) for i, j in zip(h[order], t[order])]
+
+
+def _rank_within(group: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements have the same group value."""
+    order = np.argsort(group, kind="stable")
+    sorted_groups = group[order]
+    first = np.concatenate([[0], np.flatnonzero(np.diff(sorted_groups)) + 1])
+    counts = np.diff(np.concatenate([first, [len(group)]]))
+    rank_sorted = np.arange(len(group)) - np.repeat(first, counts)
+    rank = np.empty(len(group), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank
 
 
 class LukeRelationExtractor(MarkedItemsPipe):
@@ -143,6 +211,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
         pretrained: Optional[str] = None,
         candidates: Optional[Suggester] = None,
         max_pair_distance: Optional[int] = None,
+        max_pairs_per_sentence: Optional[int] = 1000,
         negative_label: str = "no_relation",
         threshold: float = 0.0,
         use_gold_ents: bool = True,
@@ -152,6 +221,8 @@ class LukeRelationExtractor(MarkedItemsPipe):
             raise ValueError(f"[{name}] max_pair_distance must be >= 0 tokens (or null: same sentence), got {max_pair_distance}.")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"[{name}] threshold must be a probability in [0, 1], got {threshold}.")
+        if max_pairs_per_sentence is not None and max_pairs_per_sentence < 1:
+            raise ValueError(f"[{name}] max_pairs_per_sentence must be at least 1 (or null: no cap), got {max_pairs_per_sentence}.")
         super().__init__(
             vocab,
             model,
@@ -159,6 +230,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
             pretrained=pretrained,
             candidates=candidates,
             max_pair_distance=max_pair_distance,
+            max_pairs_per_sentence=max_pairs_per_sentence,
             negative_label=negative_label,
             threshold=threshold,
             use_gold_ents=use_gold_ents,
@@ -185,7 +257,24 @@ class LukeRelationExtractor(MarkedItemsPipe):
                 "found no entities to relate: put an NER component (luke_ner, ner) before it, or set `candidates`. "
                 "Doc._.luke_relations stays empty.",
             )
-        return [entity_pairs(doc, s, self.cfg["max_pair_distance"]) for doc, s in zip(docs, spans)]
+        return [self._doc_pairs(doc, s) for doc, s in zip(docs, spans)]
+
+    def _doc_pairs(self, doc: Doc, spans: np.ndarray) -> List[Item]:
+        """:func:`entity_pairs` under the pipe's rules; warns when ``max_pairs_per_sentence`` cuts."""
+        cap = self.cfg.get("max_pairs_per_sentence")
+        cut: List[Tuple[int, int]] = []
+        pairs = entity_pairs(doc, spans, self.cfg["max_pair_distance"], cap, cut)
+        if cut:
+            start, n_entities = max(cut, key=lambda c: c[1])
+            warnings.warn(
+                f"[{self.name}] {len(cut)} sentence(s) of the doc {doc.text[:40]!r} have more than "
+                f"max_pairs_per_sentence={cap} entity pairs (the largest, at token {start}, has {n_entities} entities): "
+                "only the pairs nearest in entity order are scored. Split the text into sentences (e.g. a sentencizer), "
+                "set max_pair_distance, or raise max_pairs_per_sentence.",
+                LukePairCapWarning,
+                stacklevel=3,
+            )
+        return pairs
 
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[List[Item], np.ndarray, np.ndarray]]:
         """Per doc: the pairs, their logits and whether each was scored."""
@@ -254,7 +343,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
             spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
         else:
             spans = doc_spans(self.name, self.candidates, [predicted])[0]
-        items = entity_pairs(predicted, spans, self.cfg["max_pair_distance"])
+        items = self._doc_pairs(predicted, spans)
         targets = []
         for (hs, he), (ts, te) in items:
             head, tail = predicted[hs:he], predicted[ts:te]

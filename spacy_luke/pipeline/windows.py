@@ -133,6 +133,32 @@ def plan_windows(
     return planned, np.asarray(dropped, dtype=np.int64)
 
 
+def encodable_windows(
+    pieces: TokenPieces,
+    spans: np.ndarray,
+    sentences: Callable[[], Sequence[Tuple[int, int]]],
+    budget: int,
+    on_skip: Callable[[int, str], None],
+) -> List[Tuple[Tuple[int, int], np.ndarray]]:
+    """:func:`plan_windows` of the ``spans`` that can be encoded; ``on_skip(index, reason)`` for the others.
+
+    A span is skipped when it has no word pieces (only whitespace), more than ``budget``, or no
+    window holds it whole (see :mod:`spacy_luke.pipeline.skipped`).
+    """
+    from .skipped import NO_WINDOW, unencodable
+
+    keep = np.arange(len(spans))
+    bad = unencodable(pieces.starts, pieces.ends, spans, budget)
+    if bad:
+        for i, reason in bad:
+            on_skip(i, reason)
+        keep = np.setdiff1d(keep, [i for i, _ in bad])
+    windows, lost = plan_windows(pieces.starts, pieces.ends, sentences, spans[keep], budget)
+    for i in lost.tolist():
+        on_skip(int(keep[i]), NO_WINDOW)
+    return [(window, keep[indices]) for window, indices in windows]
+
+
 def window_pieces(pieces: TokenPieces, window: Tuple[int, int]) -> TokenPieces:
     """The pieces of the tokens ``window`` (token ``[start, end)``), offsets relative to the window."""
     start, end = window
