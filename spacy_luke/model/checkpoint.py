@@ -195,6 +195,32 @@ class TensorSource:
             ) from None
 
 
+# Elements checked per step by check_finite's exact pass: bounds its boolean mask (64 MB).
+_FINITE_CHUNK = 1 << 26
+
+
+def check_finite(tensor: torch.Tensor, key: str, path: Union[str, Path]) -> None:
+    """Raise CheckpointError if the floating tensor ``key`` (read from ``path``) holds NaN or Inf.
+
+    The sum screens the tensor in one fast pass (NaN and Inf propagate into it); only a
+    non-finite sum (NaN / Inf, or finite values that overflow) is checked element-wise.
+    """
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return
+    if bool(torch.isfinite(tensor.sum())):
+        return
+    flat = tensor.reshape(-1)
+    if all(bool(torch.isfinite(flat[i : i + _FINITE_CHUNK]).all()) for i in range(0, flat.numel(), _FINITE_CHUNK)):
+        return  # the sum overflowed; every value is finite
+    n_nan = int(torch.isnan(flat).sum())
+    n_inf = int(torch.isinf(flat).sum())
+    raise CheckpointError(
+        f"{path}: tensor {key!r} has NaN/Inf values ({n_nan} NaN, {n_inf} Inf of {flat.numel()}); "
+        "the checkpoint is corrupted (or was saved from a diverged training run): download it again, "
+        "or save it from a model whose weights are finite."
+    )
+
+
 def open_checkpoint(folder: Path) -> Iterator[Tuple[str, TensorSource]]:
     """(checkpoint key, source) for every tensor of the checkpoint in ``folder``."""
     for path in find_weight_files(folder):

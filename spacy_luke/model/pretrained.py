@@ -6,7 +6,8 @@ assigned in turn, so peak memory stays near one copy of the weights. Loading rul
 - names are mapped with ``checkpoint.HF_LUKE_KEY_RULES`` (strip ``luke.``), buffers and tied
   copies are ignored (``HF_LUKE_IGNORED``);
 - ``w2e_query`` / ``e2w_query`` / ``e2e_query`` absent from the checkpoint are copied from ``query``;
-- a tensor whose shape differs from the config's is an error naming the file and key;
+- a tensor whose shape differs from the config's is an error naming the file and key, and so
+  is a floating tensor holding NaN or Inf (a corrupted file, or a diverged training run);
 - encoder / embedding tensors missing from the checkpoint are an error; a task head the
   checkpoint lacks (fine-tuning from a pretrained encoder) is freshly initialized and reported
   in ``model.loading_info["newly_initialized"]`` (an error with ``strict=True``);
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from ..tokenization.entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
-from .checkpoint import CheckpointError, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
+from .checkpoint import CheckpointError, check_finite, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
 from .config import LukeConfig
 
 logger = logging.getLogger("spacy_luke")
@@ -165,6 +166,7 @@ class PretrainedMixin:
                 )
             tensor = source.get(key, rows)
             if tensor.is_floating_point():
+                check_finite(tensor, key, source.path)  # as stored, before any dtype cast
                 tensor = tensor.to(dtype=dtype)
             _assign(model, name, tensor.to(device))
             loaded[name] = str(source.path)

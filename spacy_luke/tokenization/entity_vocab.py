@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 PAD = "[PAD]"
 UNK = "[UNK]"
@@ -90,40 +90,74 @@ class EntityVocab(Mapping[str, int]):
         return EntityVocab(pruned), old_rows
 
 
+class EntityVocabError(ValueError):
+    """An entity vocabulary file that cannot be read: the message names the file and what is wrong."""
+
+
+_FIX = "The file is corrupted or truncated (an interrupted download?): download or save the checkpoint again."
+
+
+def _json_error(path: Path, err: Exception, lineno: Optional[int] = None) -> EntityVocabError:
+    where = f"{path}:{lineno}" if lineno is not None else str(path)
+    if isinstance(err, json.JSONDecodeError):
+        line = err.lineno if lineno is None else lineno
+        what = f"invalid JSON at line {line}, column {err.colno} ({err.msg})"
+    else:  # UnicodeDecodeError
+        what = f"not UTF-8 text ({err})"
+    return EntityVocabError(f"{where}: {what}. {_FIX}")
+
+
 def _read_json(path: Path) -> Dict[str, int]:
-    with path.open(encoding="utf8") as f:
-        data = json.load(f)
+    try:
+        with path.open(encoding="utf8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _json_error(path, err) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object mapping entity titles to ids.")
+        raise EntityVocabError(
+            f"{path}: expected a JSON object mapping entity titles to ids "
+            f'({{"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, ...}}), got a JSON {type(data).__name__}. '
+            "This is not a Hugging Face LUKE entity_vocab.json."
+        )
     return data
 
 
 def _read_tsv(path: Path) -> Dict[str, int]:
     vocab: Dict[str, int] = {}
-    with path.open(encoding="utf8") as f:
-        for idx, line in enumerate(f):
-            title = line.rstrip("\n").split("\t", 1)[0]
-            vocab.setdefault(title, idx)
+    try:
+        with path.open(encoding="utf8") as f:
+            for idx, line in enumerate(f):
+                title = line.rstrip("\n").split("\t", 1)[0]
+                vocab.setdefault(title, idx)
+    except UnicodeDecodeError as err:
+        raise _json_error(path, err) from None
     return vocab
 
 
 def _read_jsonl(path: Path) -> Dict[str, int]:
     vocab: Dict[str, int] = {}
-    with path.open(encoding="utf8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            try:
-                entity_id = int(item["id"])
-                names: Iterable = item["entities"]
-            except (KeyError, TypeError) as err:
-                raise ValueError(f"{path}:{lineno}: expected {{'id': ..., 'entities': [[title, lang], ...]}}") from err
-            for title, language in names:
-                if title in SPECIAL_ENTITIES or not language:
-                    vocab.setdefault(title, entity_id)
-                else:
-                    vocab.setdefault(f"{language}:{title}", entity_id)
+    expected = "expected one JSON object per line: {'id': ..., 'entities': [[title, lang], ...]}"
+    try:
+        with path.open(encoding="utf8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise _json_error(path, err, lineno) from None
+                try:
+                    entity_id = int(item["id"])
+                    names = [(title, language) for title, language in item["entities"]]
+                except (KeyError, TypeError, ValueError):
+                    raise EntityVocabError(f"{path}:{lineno}: {expected}; got {line.strip()[:80]!r}.") from None
+                for title, language in names:
+                    if title in SPECIAL_ENTITIES or not language:
+                        vocab.setdefault(title, entity_id)
+                    else:
+                        vocab.setdefault(f"{language}:{title}", entity_id)
+    except UnicodeDecodeError as err:
+        raise _json_error(path, err) from None
     return vocab
 
 
@@ -154,4 +188,7 @@ def load_entity_vocab(path: Union[str, Path]) -> EntityVocab:
         data = _read_tsv(path)
     else:
         data = _read_json(path)
-    return EntityVocab(data)
+    try:
+        return EntityVocab(data)
+    except ValueError as err:
+        raise EntityVocabError(f"{path}: {err}") from None
