@@ -5,12 +5,15 @@ import json
 import subprocess
 import sys
 
+import pytest
 import spacy
 from spacy.tokens import DocBin
 
 from pipeline_fixtures import mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.cli import build_ner_pipeline
 from test_ner import PARITY_TEXTS, reference_entities
+
+pytestmark = pytest.mark.heavy  # every test here starts `python -m spacy_luke`
 
 
 def run(*args, stdin=None):

@@ -90,7 +90,7 @@ def test_initialize_from_loader_and_labels(mlm_checkpoint):
 
 def test_initialize_needs_weights():
     nlp = spacy.blank("en")
-    nlp.add_pipe("luke_ner")
+    nlp.add_pipe("luke_ner", config={"pretrained": None})
     with pytest.raises(ValueError, match="needs weights to initialize"):
         nlp.initialize(lambda: make_examples(nlp))
 
@@ -227,6 +227,7 @@ name_or_path = ${paths.checkpoint}
 """
 
 
+@pytest.mark.heavy  # runs `spacy train` in a subprocess
 def test_spacy_train_from_config(mlm_checkpoint, tmp_path):
     nlp = spacy.blank("en")
     docs = [eg.reference for eg in make_examples(nlp)]
