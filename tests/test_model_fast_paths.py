@@ -193,7 +193,7 @@ def test_pipe_precision_setting_and_cost_buckets(tmp_path):
     import spacy
 
     from spacy_luke.pipeline.base import PRECISIONS as PIPE_PRECISIONS
-    from spacy_luke.pipeline.base import bucket_by_cost
+    from spacy_luke.bucketing import bucket_by_cost
 
     assert PIPE_PRECISIONS == PRECISIONS
     nlp = spacy.blank("en")

@@ -80,7 +80,7 @@ def test_training_call_uses_dropout_and_prediction_does_not(ner_checkpoint):
     doc = nlp.make_doc("Barack Obama visited Paris in France.")
     scores = [ner.predict([doc])[0].logits for _ in range(2)]
     assert (scores[0] == scores[1]).all()
-    (x, _), = [(p, None) for p in ner._passes([doc], ner._candidates([doc]))[1]]
+    x, = ner._plan([doc], ner._items([doc])).inputs
     padded = next(ner._padded_batches([x]))[1]
     torch.manual_seed(0)
     train_a, _ = ner.model.begin_update(padded)

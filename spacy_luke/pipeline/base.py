@@ -12,12 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import srsly
 from spacy import util
 from spacy.attrs import ORTH, SPACY
 from spacy.errors import Errors
-from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -52,37 +50,11 @@ def load_tokenizer(folder: Path, **settings):
     return tokenization.LukeTokenizer.from_pretrained(folder, **settings)
 
 
-def bucket_by_cost(costs: Sequence[Tuple[int, int]], max_cost: int, max_padding: float = MAX_PADDING) -> List[List[int]]:
-    """Group items ``(n_pieces, n_entities)`` into batches that waste little on padding.
-
-    Items are sorted by size (pieces + entities); a batch grows while its padded cost,
-    ``len(batch) * (max pieces + max entities)``, stays within ``max_cost`` and within
-    ``1 + max_padding`` times the real slots of its items. An item over ``max_cost`` gets a
-    batch of its own. Returns lists of item indices.
-    """
-    order = sorted(range(len(costs)), key=lambda i: (costs[i][0] + costs[i][1], costs[i]))
-    batches: List[List[int]] = []
-    current: List[int] = []
-    max_words = max_entities = real = 0
-    for i in order:
-        words, entities = costs[i]
-        new_words, new_entities = max(max_words, words), max(max_entities, entities)
-        padded = (len(current) + 1) * (new_words + new_entities)
-        if current and (padded > max_cost or padded > (1.0 + max_padding) * (real + words + entities)):
-            batches.append(current)
-            current, new_words, new_entities, real = [], words, entities, 0
-        current.append(i)
-        max_words, max_entities = new_words, new_entities
-        real += words + entities
-    if current:
-        batches.append(current)
-    return batches
-
-
 class LukePipe(TrainablePipe):
     """Base class of the LUKE pipes. Subclasses set ``head`` and the task logic."""
 
     head: str = "LukeModel"
+    n_markers: int = 0  # marked spans per input (<ent> ... <ent>, <ent2> ... <ent2>)
 
     def __init__(
         self,
@@ -204,7 +176,14 @@ class LukePipe(TrainablePipe):
     def _after_load(self, luke_model) -> None:
         """Hook: read labels etc. from the loaded model."""
 
-    # ------------------------------------------------------------------ running passes
+    # ------------------------------------------------------------------ inputs
+
+    def _word_budget(self) -> int:
+        """Word pieces one model input holds: the model's positions (and the tokenizer's limit),
+        less ``<s>``, ``</s>`` and the pipe's ``n_markers`` pairs of marker pieces."""
+        config = self.luke_model.config
+        positions = config.max_position_embeddings - config.pad_token_id - 1
+        return min(self._tokenizer.model_max_length, positions) - 2 - 2 * self.n_markers
 
     def _doc_pieces(self, doc: Doc):
         """The word pieces of a doc's tokens (:class:`TokenPieces`), from its ORTH/SPACY arrays."""
@@ -216,35 +195,6 @@ class LukePipe(TrainablePipe):
             return []
         columns = [doc.to_array([ORTH, SPACY]).reshape(-1, 2) for doc in docs]
         return self._encoder.encode_keyed_docs(columns, docs[0].vocab.strings.__getitem__)
-
-    def _padded_batches(self, inputs: Sequence[Union[Dict[str, np.ndarray], "SpanPass"]]):
-        """Padded batches of ``inputs``; yields (indices, padded numpy arrays).
-
-        ``inputs``: one per pass, either a dict of unpadded arrays or a :class:`SpanPass`
-        (padded straight into the batch arrays). Batches are buckets of similar passes (see
-        :func:`bucket_by_cost`): each within ``max_batch_cost`` padded slots and at most
-        ``MAX_PADDING`` padding.
-        """
-        from ..tokenization import SpanPass
-
-        encoder = self._encoder
-        if inputs and isinstance(inputs[0], SpanPass):
-            costs = [(x.n_words, x.n_entities) for x in inputs]
-            batches = bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING)
-            yield from zip(batches, encoder.padded_span_batches(inputs, batches))
-            return
-        costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
-        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
-            yield batch, dict(encoder.pad([inputs[i] for i in batch], return_tensors="np"))
-
-    def _run_batches(self, inputs: List[Dict[str, np.ndarray]], *, is_train: bool = False):
-        """Run the padded batches of ``inputs``; yields (indices, outputs, backprop)."""
-        for batch, padded in self._padded_batches(inputs):
-            if is_train:
-                outputs, backprop = self.model.begin_update(padded)
-            else:
-                outputs, backprop = self.model.predict(padded), None
-            yield batch, self.model.ops.to_numpy(outputs), backprop
 
     # ------------------------------------------------------------------ serialization
 

@@ -29,7 +29,9 @@ from thinc.api import Config, Model
 
 from .candidates import Suggester
 from .extensions import install_typer_extensions
-from .marked import Item, MarkedItemsPipe, binary_cross_entropy, cross_entropy, doc_spans, prf, sigmoid, softmax
+from .losses import binary_cross_entropy, cross_entropy, prf, sigmoid, softmax
+from .marked import Item, MarkedItemsPipe, doc_spans
+from .skeleton import ItemScores
 
 MULTI_LABEL = "multi_label_classification"
 SINGLE_LABEL = "single_label_classification"
@@ -169,18 +171,12 @@ class LukeEntityTyper(MarkedItemsPipe):
 
     # ------------------------------------------------------------------ predict / annotate
 
-    def predict(self, docs: Iterable[Doc]) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per doc: spans ``(n, 2)``, logits ``(n, n_labels)`` and whether each span was scored."""
-        docs = list(docs)
-        spans = doc_spans(self.name, self.candidates, docs) if any(len(doc) for doc in docs) else [np.zeros((0, 2), dtype=np.int64) for _ in docs]
-        if not any(len(s) for s in spans):
-            if any(len(doc) for doc in docs):
-                self._warn_once("no-spans", "found no spans to type: put an NER component (luke_ner, ner) before it, or set `candidates`.")
-            return [(s, np.zeros((len(s), len(self.labels)), dtype=np.float32), np.zeros(len(s), dtype=bool)) for s in spans]
-        self._ensure_loaded()
-        items = [[((int(s), int(e)),) for s, e in doc_spans_.tolist()] for doc_spans_ in spans]
-        logits, scored = self._logits(docs, items)
-        return list(zip(spans, logits, scored))
+    def _items(self, docs: Sequence[Doc]) -> List[List[Item]]:
+        """One item per span to type (``doc.ents`` or the ``candidates`` suggester's)."""
+        spans = doc_spans(self.name, self.candidates, docs)
+        if any(len(doc) for doc in docs) and not any(len(s) for s in spans):
+            self._warn_once("no-spans", "found no spans to type: put an NER component (luke_ner, ner) before it, or set `candidates`.")
+        return [[((int(s), int(e)),) for s, e in doc_spans_.tolist()] for doc_spans_ in spans]
 
     def decode(self, logits: np.ndarray) -> List[Dict[str, float]]:
         """``{label: probability}`` for each row of logits, by the multi- or single-label rule."""
@@ -194,11 +190,11 @@ class LukeEntityTyper(MarkedItemsPipe):
         best = probs.argmax(axis=1)
         return [{self._id2label[int(b)]: float(probs[i, b])} for i, b in enumerate(best)]
 
-    def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
-        for doc, (spans, logits, scored) in zip(docs, predictions):
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[ItemScores]) -> None:
+        for doc, (items, logits, scored) in zip(docs, predictions):
             rows = np.flatnonzero(scored)
             for i, types in zip(rows.tolist(), self.decode(logits[rows])):
-                start, end = int(spans[i, 0]), int(spans[i, 1])
+                (start, end), = items[i]
                 Span(doc, start, end)._.luke_types = types
 
     # ------------------------------------------------------------------ training
@@ -233,7 +229,7 @@ class LukeEntityTyper(MarkedItemsPipe):
             return -1
         return label2id[max(types, key=lambda t: types[t])]
 
-    def _training_items(self, example: Example) -> Tuple[List[Item], np.ndarray]:
+    def _items_and_targets(self, example: Example) -> Tuple[List[Item], np.ndarray]:
         gold = self._gold(example.reference)
         predicted = example.predicted
         label2id = {label: i for i, label in enumerate(self._id2label)}
@@ -253,10 +249,10 @@ class LukeEntityTyper(MarkedItemsPipe):
             return items, np.asarray(targets, dtype=np.float32).reshape(len(items), len(label2id))
         return items, np.asarray(targets, dtype=np.int64)
 
-    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int):
+    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
         if self._multi:
-            return binary_cross_entropy(logits, targets, normalizer)
-        return cross_entropy(logits, targets, normalizer)
+            return binary_cross_entropy(logits, targets, normalizer, mask)
+        return cross_entropy(logits, targets, normalizer, mask)
 
 
 def typed_spans(doc: Doc, name: str = "luke_types") -> Dict[Tuple[int, int], Any]:

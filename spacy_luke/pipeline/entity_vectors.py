@@ -26,13 +26,12 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Config, Model
 
-from .candidates import Suggester, sentence_bounds
+from .candidates import Suggester
 from .extensions import install_vector_extensions
-from .base import LukePipe
+from .skeleton import ItemsPipe, Plan
 from .loaders import CheckpointLoader
 from .marked import doc_spans
 from .skipped import SkipLog
-from .windows import encodable_windows, split_passes, window_pieces
 
 DEFAULT_ENCODER_MODEL = Config().from_str(
     """
@@ -95,7 +94,7 @@ def make_luke_entity_vectors(
     )
 
 
-class LukeEntityVectors(LukePipe):
+class LukeEntityVectors(ItemsPipe):
     head = "LukeModel"
 
     def __init__(
@@ -150,43 +149,22 @@ class LukeEntityVectors(LukePipe):
                     ids[i] = vocab[title]
         return ids
 
-    def predict(self, docs: Iterable[Doc]) -> List[np.ndarray]:
-        """Per doc: the spans ``(n, 2)``, their vectors ``(n, hidden)`` and whether each was encoded."""
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return [(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
-        spans = doc_spans(self.name, self.candidates, docs)
-        if not any(len(s) for s in spans):
-            return [(s, np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for s in spans]
-        self._ensure_loaded()
-        encoder = self.doc_encoder
-        config = self.luke_model.config
-        budget = min(self._tokenizer.model_max_length, config.max_position_embeddings - config.pad_token_id - 1) - 2
-        hidden = config.hidden_size
-        results = [(s, np.zeros((len(s), hidden), dtype=np.float32), np.zeros(len(s), dtype=bool)) for s in spans]
-        passes, inputs = [], []
-        skips = SkipLog(self.name)
-        used = [d for d, (doc, doc_spans_) in enumerate(zip(docs, spans)) if len(doc) and len(doc_spans_)]
-        for d, pieces in zip(used, self._docs_pieces([docs[d] for d in used])):
-            doc, doc_spans_ = docs[d], spans[d]
-            windows = encodable_windows(
-                pieces, doc_spans_, lambda: sentence_bounds(doc), budget, lambda i, reason: skips.add(doc, [doc_spans_[i]], reason)
-            )
-            entity_ids = self._entity_ids(doc, doc_spans_)
-            for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
-                x = encoder.span_inputs_from_pieces(window_pieces(pieces, p.window), doc_spans_[p.span_indices] - p.window[0])
-                del x["entity_start_positions"], x["entity_end_positions"]
-                x["entity_ids"] = entity_ids[p.span_indices]
-                passes.append(p)
-                inputs.append(x)
-        skips.warn()
-        for batch, states, _ in self._run_batches(inputs):
-            for row, i in enumerate(batch):
-                p = passes[i]
-                _, vectors, done = results[p.doc_index]
-                vectors[p.span_indices] = states[row, : len(p.span_indices)]
-                done[p.span_indices] = True
-        return results
+    def _items(self, docs: Sequence[Doc]) -> List[np.ndarray]:
+        return doc_spans(self.name, self.candidates, docs)
+
+    def _width(self) -> int:
+        return self.luke_model.config.hidden_size
+
+    def _plan(self, docs: Sequence[Doc], spans: List[np.ndarray]) -> Plan:
+        """All spans of a word window in one input (at most ``max_entities_per_pass``), no markers."""
+        plan = Plan(skips=SkipLog(self.name))
+        entity_ids = [self._entity_ids(doc, doc_spans_) if len(doc) else None for doc, doc_spans_ in zip(docs, spans)]
+        for d, pieces, start, indices in self._span_windows(docs, spans, plan.skips):
+            x = self.doc_encoder.span_inputs_from_pieces(pieces, spans[d][indices] - start)
+            del x["entity_start_positions"], x["entity_end_positions"]
+            x["entity_ids"] = entity_ids[d][indices]
+            plan.add(x, d, indices)
+        return plan
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
         for doc, (spans, vectors, done) in zip(docs, predictions):

@@ -18,11 +18,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from thinc.api import get_current_ops
 
 from ..tokenization.doc_encoder import TokenPieces
-from .base import LukePipe
+from .skeleton import ItemsPipe, Plan
 from .candidates import Suggester, split_ragged
 from .loaders import CheckpointLoader, LukeCheckpoint
 from .skipped import SkipLog, unencodable
@@ -60,7 +60,7 @@ def check_head(pipe_name: str, folder: Path, head: str) -> None:
         )
 
 
-class MarkedItemsPipe(LukePipe):
+class MarkedItemsPipe(ItemsPipe):
     """Base of the pipes that classify marked spans or span pairs (one item per model input)."""
 
     n_markers = 1
@@ -96,59 +96,32 @@ class MarkedItemsPipe(LukePipe):
 
     # ------------------------------------------------------------------ inputs
 
-    def _word_budget(self) -> int:
-        config = self.luke_model.config
-        positions = config.max_position_embeddings - config.pad_token_id - 1
-        return min(self._tokenizer.model_max_length, positions) - 2 - 2 * self.n_markers
-
-    def _item_inputs(self, docs: Sequence[Doc], items: List[List[Item]]) -> Tuple[List[Tuple[int, int]], List[Dict[str, np.ndarray]]]:
-        """One input per item that can be encoded; returns ``[(doc index, item index), ...]`` and the inputs.
-
-        An item with a span of no word pieces (only whitespace), or whose spans need more word
-        pieces than the window holds, is skipped with one warning per call
-        (:mod:`~spacy_luke.pipeline.skipped`).
-        """
+    def _plan(self, docs: Sequence[Doc], items: List[List[Item]]) -> Plan:
+        """One input per item that can be encoded (the whole doc as words when it fits, else a
+        window centred on the item). An item with a span of no word pieces (only whitespace), or
+        whose spans need more word pieces than the window holds, is skipped
+        (:mod:`~spacy_luke.pipeline.skipped`)."""
         encoder = self.doc_encoder
         budget = self._word_budget()
-        where: List[Tuple[int, int]] = []
-        inputs: List[Dict[str, np.ndarray]] = []
-        skips = SkipLog(self.name)
-        used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if doc_items and len(doc)]
-        pieces_of = dict(zip(used, self._docs_pieces([docs[d] for d in used])))
-        for d in used:
-            doc, doc_items, pieces = docs[d], items[d], pieces_of[d]
-            n = len(doc)
+        plan = Plan(skips=SkipLog(self.name))
+        used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if len(doc_items) and len(doc)]
+        for d, pieces in zip(used, self._docs_pieces([docs[d] for d in used])):
+            doc, doc_items = docs[d], items[d]
             fits = int(pieces.ends[-1]) <= budget
             windows: Dict[Tuple[int, int], TokenPieces] = {}
             for k, item in enumerate(doc_items):
-                core = np.asarray([[min(s for s, _ in item), max(e for _, e in item)]], dtype=np.int64)
-                bad = unencodable(pieces.starts, pieces.ends, np.asarray(item, dtype=np.int64), budget)
-                bad += unencodable(pieces.starts, pieces.ends, core, budget) if not bad else []
+                spans = np.asarray(item, dtype=np.int64).reshape(-1, 2)
+                core = np.asarray([[spans[:, 0].min(), spans[:, 1].max()]], dtype=np.int64)
+                bad = unencodable(pieces.starts, pieces.ends, spans, budget) or unencodable(pieces.starts, pieces.ends, core, budget)
                 if bad:
-                    skips.add(doc, item, bad[0][1])
+                    plan.skips.add(doc, spans.tolist(), bad[0][1])
                     continue
-                window = (0, n) if fits else centred_window(pieces.starts, pieces.ends, tuple(core[0].tolist()), budget)
+                window = (0, len(doc)) if fits else centred_window(pieces.starts, pieces.ends, tuple(core[0].tolist()), budget)
                 wp = windows.get(window)
                 if wp is None:
                     wp = windows[window] = window_pieces(pieces, window)
-                local = np.asarray(item, dtype=np.int64) - window[0]
-                inputs.append(encoder.marker_inputs_from_pieces(wp, local))
-                where.append((d, k))
-        skips.warn()
-        return where, inputs
-
-    def _logits(self, docs: Sequence[Doc], items: List[List[Item]]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        """Per doc: logits of its items and whether each was scored (fit a window)."""
-        n_labels = len(self._id2label)
-        logits = [np.zeros((len(x), n_labels), dtype=np.float32) for x in items]
-        scored = [np.zeros(len(x), dtype=bool) for x in items]
-        where, inputs = self._item_inputs(docs, items)
-        for batch, out, _ in self._run_batches(inputs):
-            for row, i in enumerate(batch):
-                d, k = where[i]
-                logits[d][k] = out[row]
-                scored[d][k] = True
-        return logits, scored
+                plan.add(encoder.marker_inputs_from_pieces(wp, spans - window[0]), d, [k])
+        return plan
 
     # ------------------------------------------------------------------ training
 
@@ -179,101 +152,15 @@ class MarkedItemsPipe(LukePipe):
     def _with_fixed_labels(self, labels: List[str]) -> List[str]:
         return labels
 
-    def _training_items(self, example: Example) -> Tuple[List[Item], np.ndarray]:
+    def _items_and_targets(self, example: Example) -> Tuple[List[Item], np.ndarray]:
         """The items of ``example.predicted`` to train on and their targets."""
         raise NotImplementedError
 
-    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int) -> Tuple[float, np.ndarray]:
-        raise NotImplementedError
+    def _training_items(self, examples: Sequence[Example]) -> List[List[Item]]:
+        return [self._items_and_targets(eg)[0] for eg in examples]
 
-    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, List[np.ndarray]]:
-        """Loss and gradients of ``scores`` (per-doc logits of ``_training_items``)."""
-        loss, grads = 0.0, []
-        examples = list(examples)
-        targets = [self._training_items(eg)[1] for eg in examples]
-        total = max(1, sum(len(t) for t in targets))
-        for logits, target in zip(scores, targets):
-            part, grad = self._loss(np.asarray(logits), target, total)
-            loss += part
-            grads.append(grad)
-        return loss, grads
-
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd=None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, f"{type(self).__name__}.update")
-        self._ensure_loaded()
-        docs = [eg.predicted for eg in examples]
-        items, targets = [], []
-        for eg in examples:
-            doc_items, doc_targets = self._training_items(eg)
-            items.append(doc_items)
-            targets.append(doc_targets)
-        where, inputs = self._item_inputs(docs, items)
-        if not inputs:
-            return losses
-        total = len(inputs)
-        loss = 0.0
-        for batch, logits, backprop in self._run_batches(inputs, is_train=True):
-            batch_targets = np.stack([targets[where[i][0]][where[i][1]] for i in batch])
-            part, grad = self._loss(logits, batch_targets, total)
-            loss += part
-            backprop(self.model.ops.asarray(grad.astype(np.float32)))
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))
-
-
-def cross_entropy(logits: np.ndarray, targets: np.ndarray, normalizer: int) -> Tuple[float, np.ndarray]:
-    """Summed cross entropy / normalizer over rows with ``targets >= 0``, and its gradient."""
-    grad = np.zeros_like(logits, dtype=np.float32)
-    rows = np.flatnonzero(targets >= 0)
-    if len(rows) == 0:
-        return 0.0, grad
-    probs = softmax(logits[rows].astype(np.float64))
-    picked = probs[np.arange(len(rows)), targets[rows]]
-    loss = float(-np.log(np.clip(picked, 1e-12, None)).sum() / normalizer)
-    probs[np.arange(len(rows)), targets[rows]] -= 1.0
-    grad[rows] = probs / normalizer
-    return loss, grad
-
-
-def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray, normalizer: int) -> Tuple[float, np.ndarray]:
-    """Summed (over labels) binary cross entropy with logits / normalizer, and its gradient.
-
-    ``targets`` is a 0/1 float matrix; rows whose first value is negative are ignored.
-    """
-    grad = np.zeros_like(logits, dtype=np.float32)
-    rows = np.flatnonzero(targets[:, 0] >= 0) if len(targets) else np.zeros(0, dtype=np.int64)
-    if len(rows) == 0:
-        return 0.0, grad
-    x, y = logits[rows].astype(np.float64), targets[rows].astype(np.float64)
-    loss = float((np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))).sum() / normalizer)
-    grad[rows] = (sigmoid(x) - y) / normalizer
-    return loss, grad
-
-
-def prf(tp: int, n_pred: int, n_gold: int) -> Tuple[float, float, float]:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return p, r, f
+    def _targets(self, example: Example, items: List[Item]) -> np.ndarray:
+        own_items, targets = self._items_and_targets(example)
+        if list(own_items) != list(items):
+            raise ValueError(f"[{self.name}] get_loss: the scores are not of this example's training items.")
+        return targets

@@ -7,26 +7,24 @@ drop spans whose argmax is the non-entity class (``NIL`` or ``O``), sort the res
 logit, accept greedily without overlap (and without overlapping entities that are kept).
 """
 
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.language import Language
-from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.attrs import ENT_IOB, ENT_TYPE
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from spacy.util import registry
-from thinc.api import Config, Model, Ragged, get_current_ops
+from thinc.api import Config, Model, get_current_ops
 
-from .base import LukePipe
-from .candidates import Suggester, sentence_bounds, sentence_spans_of_docs, split_ragged
+from .losses import cross_entropy
+from .skeleton import ItemScores, ItemsPipe, Plan
+from .candidates import Suggester, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
 from .loaders import CheckpointLoader
 from .skipped import SkipLog
 from ..tokenization.doc_encoder import SpanPass
-from .windows import Pass, encodable_windows, split_passes, window_pieces
 
 NIL_LABELS = ("NIL", "O")
 # The public CoNLL-2003 checkpoint (PER, ORG, LOC, MISC): ``nlp.add_pipe("luke_ner")`` works as is.
@@ -39,15 +37,6 @@ DEFAULT_NER_MODEL = Config().from_str(
 mixed_precision = false
 """
 )["model"]
-
-
-@dataclass
-class SpanScores:
-    """Candidate spans of one doc and their logits (rows of unscored spans are not ``scored``)."""
-
-    spans: np.ndarray  # (n, 2) token [start, end)
-    logits: np.ndarray  # (n, n_labels) float32
-    scored: np.ndarray  # (n,) bool
 
 
 @Language.factory(
@@ -122,7 +111,7 @@ def make_luke_ner(
     )
 
 
-class LukeNER(LukePipe):
+class LukeNER(ItemsPipe):
     head = "LukeForEntitySpanClassification"
 
     def __init__(
@@ -185,7 +174,8 @@ class LukeNER(LukePipe):
 
     # ------------------------------------------------------------------ candidates and inputs
 
-    def _candidates(self, docs: Sequence[Doc]) -> List[np.ndarray]:
+    def _items(self, docs: Sequence[Doc]) -> List[np.ndarray]:
+        """The candidate spans of each doc: the suggester's, else every span within a sentence."""
         if self.candidates is None:
             return sentence_spans_of_docs(docs, self.cfg["max_mention_length"])
         per_doc = split_ragged(self.candidates(docs, ops=get_current_ops()))
@@ -194,61 +184,21 @@ class LukeNER(LukePipe):
                 raise ValueError(f"[{self.name}] the candidates suggester returned spans outside the doc or empty: {spans.tolist()[:5]}")
         return per_doc
 
-    def _word_budget(self) -> int:
-        config = self.luke_model.config
-        positions = config.max_position_embeddings - config.pad_token_id - 1
-        return min(self._tokenizer.model_max_length, positions) - 2
-
-    def _passes(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Tuple[List[Pass], List[SpanPass], SkipLog]:
-        """The passes over ``docs``, their unpadded inputs, and the candidates that cannot be encoded.
+    def _plan(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Plan:
+        """One input per word window and group of at most ``max_entities_per_pass`` candidates.
 
         A candidate with no word pieces, more than the window holds, or no window that holds
         it whole is skipped (:mod:`~spacy_luke.pipeline.skipped`): it stays unscored.
         """
-        budget = self._word_budget()
-        max_entities = self.cfg["max_entities_per_pass"]
-        passes: List[Pass] = []
-        inputs: List[SpanPass] = []
-        skips = SkipLog(self.name)
-        used = [d for d, (doc, spans) in enumerate(zip(docs, candidates)) if len(doc) and len(spans)]
-        pieces_of = dict(zip(used, self._docs_pieces([docs[d] for d in used])))
-        for d, (doc, spans) in enumerate(zip(docs, candidates)):
-            pieces = pieces_of.get(d)
-            if pieces is None:
-                continue
-            windows = encodable_windows(
-                pieces, spans, lambda: sentence_bounds(doc), budget, lambda i, reason: skips.add(doc, [spans[i]], reason)
-            )
-            for p in split_passes(d, windows, max_entities):
-                passes.append(p)
-                inputs.append(SpanPass(window_pieces(pieces, p.window), spans[p.span_indices] - p.window[0]))
-        return passes, inputs, skips
+        plan = Plan(skips=SkipLog(self.name))
+        for d, pieces, start, indices in self._span_windows(docs, candidates, plan.skips):
+            plan.add(SpanPass(pieces, candidates[d][indices] - start), d, indices)
+        return plan
 
-    # ------------------------------------------------------------------ predict / annotate
-
-    def predict(self, docs: Iterable[Doc]) -> List[SpanScores]:
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return [SpanScores(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
-        self._ensure_loaded()
-        candidates = self._candidates(docs)
-        passes, inputs, skips = self._passes(docs, candidates)
-        skips.warn()
-        n_labels = len(self._id2label)
-        results = [
-            SpanScores(spans, np.zeros((len(spans), n_labels), dtype=np.float32), np.zeros(len(spans), dtype=bool))
-            for spans in candidates
-        ]
-        for batch, logits, _ in self._run_batches(inputs):
-            for row, i in enumerate(batch):
-                p = passes[i]
-                result = results[p.doc_index]
-                result.logits[p.span_indices] = logits[row, : len(p.span_indices)]
-                result.scored[p.span_indices] = True
-        return results
+    # ------------------------------------------------------------------ annotate
 
     def decode(
-        self, doc: Doc, scores: SpanScores, kept: Sequence[Span] = (), closed: Optional[np.ndarray] = None
+        self, doc: Doc, scores: ItemScores, kept: Sequence[Span] = (), closed: Optional[np.ndarray] = None
     ) -> List[Tuple[int, int, int, float]]:
         """``(start, end, label index, probability)`` of the accepted spans, in doc order.
 
@@ -276,7 +226,7 @@ class LukeNER(LukePipe):
                 accepted.append((start, end, int(best[i]), float(prob)))
         return sorted(accepted)
 
-    def set_annotations(self, docs: Iterable[Doc], scores: List[SpanScores]) -> None:
+    def set_annotations(self, docs: Iterable[Doc], scores: List[ItemScores]) -> None:
         """Write the accepted spans; nothing the user set is lost.
 
         - Blocked tokens (``doc.set_ents(..., blocked=...)``) never get an entity and stay blocked.
@@ -360,70 +310,14 @@ class LukeNER(LukePipe):
                 targets[i] = gold.get((start, end), self._nil)
         return targets
 
-    def get_loss(self, examples: Iterable[Example], scores: List[SpanScores]) -> Tuple[float, List[np.ndarray]]:
-        """Mean cross entropy over the scored candidates with known gold; gradients per doc."""
-        examples = list(examples)
-        targets = [self._gold(eg, s.spans) for eg, s in zip(examples, scores)]
-        total = sum(int(((t >= 0) & s.scored).sum()) for t, s in zip(targets, scores))
-        loss, grads = 0.0, []
-        for target, s in zip(targets, scores):
-            loss_part, grad = _cross_entropy(s.logits, target, s.scored, max(total, 1))
-            loss += loss_part
-            grads.append(grad)
-        return loss, grads
+    def _targets(self, example: Example, spans: np.ndarray) -> np.ndarray:
+        return self._gold(example, spans)
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd=None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "LukeNER.update")
-        if not any(len(eg.predicted) for eg in examples):
-            return losses
-        self._ensure_loaded()
-        docs = [eg.predicted for eg in examples]
-        candidates = self._candidates(docs)
-        targets = [self._gold(eg, spans) for eg, spans in zip(examples, candidates)]
-        passes, inputs, skips = self._passes(docs, candidates)
-        skips.warn()
-        pass_targets = [targets[p.doc_index][p.span_indices] for p in passes]
-        total = max(1, sum(int((t >= 0).sum()) for t in pass_targets))
-        loss = 0.0
-        for batch, logits, backprop in self._run_batches(inputs, is_train=True):
-            d_logits = np.zeros_like(logits)
-            for row, i in enumerate(batch):
-                n = len(passes[i].span_indices)
-                part, grad = _cross_entropy(logits[row, :n], pass_targets[i], np.ones(n, dtype=bool), total)
-                loss += part
-                d_logits[row, :n] = grad
-            backprop(self.model.ops.asarray(d_logits))
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+    def _n_counted(self, targets: np.ndarray, scored: np.ndarray) -> int:
+        return int(((targets >= 0) & scored).sum())  # candidates with known gold
 
-
-def _cross_entropy(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray, normalizer: int) -> Tuple[float, np.ndarray]:
-    """Summed cross entropy / normalizer over rows with ``mask`` and ``targets >= 0``, and its gradient."""
-    grad = np.zeros_like(logits, dtype=np.float32)
-    rows = np.flatnonzero(mask & (targets >= 0))
-    if len(rows) == 0:
-        return 0.0, grad
-    z = logits[rows] - logits[rows].max(axis=1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=1, keepdims=True)
-    picked = probs[np.arange(len(rows)), targets[rows]]
-    loss = float(-np.log(np.clip(picked, 1e-12, None)).sum() / normalizer)
-    probs[np.arange(len(rows)), targets[rows]] -= 1.0
-    grad[rows] = probs / normalizer
-    return loss, grad
+    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
+        return cross_entropy(logits, targets, normalizer, mask)
 
 
 @registry.scorers("spacy-luke.ner_scorer.v1")

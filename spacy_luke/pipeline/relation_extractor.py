@@ -34,7 +34,8 @@ from thinc.api import Config, Model
 
 from .candidates import Suggester, sentence_bounds
 from .extensions import install_relation_extensions
-from .marked import Item, MarkedItemsPipe, cross_entropy, doc_spans, prf, softmax
+from .losses import cross_entropy, prf, softmax
+from .marked import Item, MarkedItemsPipe, doc_spans
 from .relations import relation_record, sort_relations
 
 DEFAULT_RELATION_MODEL = Config().from_str(
@@ -249,7 +250,8 @@ class LukeRelationExtractor(MarkedItemsPipe):
 
     # ------------------------------------------------------------------ predict / annotate
 
-    def _pairs(self, docs: Sequence[Doc]) -> List[List[Item]]:
+    def _items(self, docs: Sequence[Doc]) -> List[List[Item]]:
+        """The entity pairs of each doc (``doc.ents`` or the ``candidates`` suggester's spans)."""
         spans = doc_spans(self.name, self.candidates, docs)
         if any(len(doc) for doc in docs) and not any(len(s) for s in spans):
             self._warn_once(
@@ -275,18 +277,6 @@ class LukeRelationExtractor(MarkedItemsPipe):
                 stacklevel=3,
             )
         return pairs
-
-    def predict(self, docs: Iterable[Doc]) -> List[Tuple[List[Item], np.ndarray, np.ndarray]]:
-        """Per doc: the pairs, their logits and whether each was scored."""
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return [([], np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
-        pairs = self._pairs(docs)
-        if not any(pairs):
-            return [([], np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)) for _ in docs]
-        self._ensure_loaded()
-        logits, scored = self._logits(docs, pairs)
-        return list(zip(pairs, logits, scored))
 
     def decode(self, logits: np.ndarray) -> List[Optional[Tuple[str, float]]]:
         """``(label, probability)`` per row, or None for the negative label / under the threshold."""
@@ -324,7 +314,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
             labels = [negative] + labels
         return labels
 
-    def _training_items(self, example: Example) -> Tuple[List[Item], np.ndarray]:
+    def _items_and_targets(self, example: Example) -> Tuple[List[Item], np.ndarray]:
         reference, predicted = example.reference, example.predicted
         gold = {(tuple(r["head"]), tuple(r["tail"])): r["label"] for r in reference._.luke_relations or []}
         label2id = {label: i for i, label in enumerate(self._id2label)}
@@ -356,8 +346,8 @@ class LukeRelationExtractor(MarkedItemsPipe):
             targets.append(label2id[label])
         return items, np.asarray(targets, dtype=np.int64)
 
-    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int):
-        return cross_entropy(logits, targets, normalizer)
+    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
+        return cross_entropy(logits, targets, normalizer, mask)
 
 
 @registry.scorers("spacy-luke.relation_scorer.v1")
