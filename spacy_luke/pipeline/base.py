@@ -36,6 +36,15 @@ PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 # The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
 # only), so padding costs the embeddings and memory, not the layers' work: batches may be loose.
 MAX_PADDING = 1.0
+#: Settings every LUKE pipe has, declared once: a factory's ``default_config`` is
+#: ``{**SHARED_SETTINGS, ...its own}`` (or ``TRAINABLE_SETTINGS`` for the pipes that train).
+SHARED_SETTINGS: Dict[str, Any] = {"pretrained": None, "max_batch_cost": 16384, "lite": True, "precision": "float32"}
+TRAINABLE_SETTINGS: Dict[str, Any] = {**SHARED_SETTINGS, "freeze_encoder": False}
+
+
+def factory_settings(arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """A factory's arguments (``locals()``) as its pipe's keyword settings: all but nlp, name, model."""
+    return {key: value for key, value in arguments.items() if key not in ("nlp", "name", "model")}
 
 
 def load_tokenizer(folder: Path, **settings):

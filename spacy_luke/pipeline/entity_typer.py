@@ -30,6 +30,7 @@ from thinc.api import Config, Model
 from .candidates import Suggester
 from .extensions import install_typer_extensions
 from .losses import binary_cross_entropy, cross_entropy, prf, sigmoid, softmax
+from .base import TRAINABLE_SETTINGS, factory_settings
 from .marked import Item, MarkedItemsPipe, doc_spans
 from .skeleton import ItemScores
 
@@ -49,16 +50,13 @@ mixed_precision = false
     "luke_entity_typer",
     assigns=["span._.luke_types"],
     default_config={
+        **TRAINABLE_SETTINGS,
         "model": DEFAULT_TYPER_MODEL,
-        "pretrained": None,
         "candidates": None,
         "multi_label": None,
         "threshold": 0.5,
         "spans_key": None,
         "use_gold_ents": True,
-        "max_batch_cost": 16384,
-        "lite": True,
-        "freeze_encoder": False,
         "scorer": {"@scorers": "spacy-luke.entity_typer_scorer.v1"},
     },
     default_score_weights={"luke_types_f": 1.0, "luke_types_p": 0.0, "luke_types_r": 0.0},
@@ -77,6 +75,7 @@ def make_luke_entity_typer(
     lite: bool,
     freeze_encoder: bool,
     scorer: Optional[Callable],
+    precision: str = "float32",
 ) -> "LukeEntityTyper":
     """LUKE entity typing (entity classification).
 
@@ -91,22 +90,9 @@ def make_luke_entity_typer(
     lite (bool): keep only the special entities of the entity table (typing uses [MASK] only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
+    precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
     """
-    return LukeEntityTyper(
-        nlp.vocab,
-        model,
-        name,
-        pretrained=pretrained,
-        candidates=candidates,
-        multi_label=multi_label,
-        threshold=threshold,
-        spans_key=spans_key,
-        use_gold_ents=use_gold_ents,
-        max_batch_cost=max_batch_cost,
-        lite=lite,
-        freeze_encoder=freeze_encoder,
-        scorer=scorer,
-    )
+    return LukeEntityTyper(nlp.vocab, model, name, **factory_settings(locals()))
 
 
 class LukeEntityTyper(MarkedItemsPipe):

@@ -28,6 +28,7 @@ from thinc.api import Config, Model
 
 from .candidates import Suggester
 from .extensions import install_vector_extensions
+from .base import SHARED_SETTINGS, factory_settings
 from .skeleton import ItemsPipe, Plan
 from .loaders import CheckpointLoader
 from .marked import doc_spans
@@ -46,13 +47,12 @@ mixed_precision = false
     "luke_entity_vectors",
     assigns=["span._.luke_vector"],
     default_config={
+        **SHARED_SETTINGS,
         "model": DEFAULT_ENCODER_MODEL,
-        "pretrained": None,
         "candidates": None,
         "use_kb_ids": False,
         "set_vector_hooks": False,
         "max_entities_per_pass": 32,
-        "max_batch_cost": 16384,
         "lite": None,
     },
 )
@@ -67,6 +67,7 @@ def make_luke_entity_vectors(
     max_entities_per_pass: int,
     max_batch_cost: int,
     lite: Optional[bool],
+    precision: str = "float32",
 ) -> "LukeEntityVectors":
     """Contextual LUKE entity vectors in Span._.luke_vector.
 
@@ -78,20 +79,11 @@ def make_luke_entity_vectors(
     max_entities_per_pass (int): spans per model input; more reuse the same words in further passes.
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
+    precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
     """
-    return LukeEntityVectors(
-        nlp.vocab,
-        model,
-        name,
-        pretrained=pretrained,
-        candidates=candidates,
-        use_kb_ids=use_kb_ids,
-        set_vector_hooks=set_vector_hooks,
-        max_entities_per_pass=max_entities_per_pass,
-        max_batch_cost=max_batch_cost,
-        lite=(not use_kb_ids) if lite is None else lite,
-        lang=nlp.lang,
-    )
+    settings = factory_settings(locals())
+    settings["lite"] = (not use_kb_ids) if lite is None else lite
+    return LukeEntityVectors(nlp.vocab, model, name, lang=nlp.lang, **settings)
 
 
 class LukeEntityVectors(ItemsPipe):

@@ -19,6 +19,7 @@ from spacy.util import registry
 from thinc.api import Config, Model, get_current_ops
 
 from .losses import cross_entropy
+from .base import TRAINABLE_SETTINGS, factory_settings
 from .skeleton import ItemScores, ItemsPipe, Plan
 from .candidates import Suggester, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
@@ -43,18 +44,15 @@ mixed_precision = false
     "luke_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.luke_score"],
     default_config={
+        **TRAINABLE_SETTINGS,
         "model": DEFAULT_NER_MODEL,
         "pretrained": DEFAULT_NER_CHECKPOINT,
         "candidates": None,
         "max_mention_length": 16,
         "max_entities_per_pass": 128,
-        "max_batch_cost": 16384,
         "overwrite": False,
         "respect_outside": False,
         "spans_key": None,
-        "lite": True,
-        "freeze_encoder": False,
-        "precision": "float32",
         "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -92,23 +90,7 @@ def make_luke_ner(
     scorer (Optional[Callable]): the scoring function.
     precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
     """
-    return LukeNER(
-        nlp.vocab,
-        model,
-        name,
-        pretrained=pretrained,
-        candidates=candidates,
-        max_mention_length=max_mention_length,
-        max_entities_per_pass=max_entities_per_pass,
-        max_batch_cost=max_batch_cost,
-        overwrite=overwrite,
-        respect_outside=respect_outside,
-        spans_key=spans_key,
-        lite=lite,
-        freeze_encoder=freeze_encoder,
-        scorer=scorer,
-        precision=precision,
-    )
+    return LukeNER(nlp.vocab, model, name, **factory_settings(locals()))
 
 
 class LukeNER(ItemsPipe):

@@ -35,6 +35,7 @@ from thinc.api import Config, Model
 from .candidates import Suggester, sentence_bounds
 from .extensions import install_relation_extensions
 from .losses import cross_entropy, prf, softmax
+from .base import TRAINABLE_SETTINGS, factory_settings
 from .marked import Item, MarkedItemsPipe, doc_spans
 from .relations import relation_record, sort_relations
 
@@ -51,17 +52,14 @@ mixed_precision = false
     "luke_relation_extractor",
     assigns=["doc._.luke_relations"],
     default_config={
+        **TRAINABLE_SETTINGS,
         "model": DEFAULT_RELATION_MODEL,
-        "pretrained": None,
         "candidates": None,
         "max_pair_distance": None,
         "max_pairs_per_sentence": 1000,
         "negative_label": "no_relation",
         "threshold": 0.0,
         "use_gold_ents": True,
-        "max_batch_cost": 16384,
-        "lite": True,
-        "freeze_encoder": False,
         "scorer": {"@scorers": "spacy-luke.relation_scorer.v1"},
     },
     default_score_weights={"rel_micro_f": 1.0, "rel_micro_p": 0.0, "rel_micro_r": 0.0},
@@ -81,6 +79,7 @@ def make_luke_relation_extractor(
     lite: bool,
     freeze_encoder: bool,
     scorer: Optional[Callable],
+    precision: str = "float32",
 ) -> "LukeRelationExtractor":
     """LUKE relation extraction (entity pair classification).
 
@@ -96,23 +95,9 @@ def make_luke_relation_extractor(
     lite (bool): keep only the special entities of the entity table (relations use [MASK]/[MASK2] only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
+    precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
     """
-    return LukeRelationExtractor(
-        nlp.vocab,
-        model,
-        name,
-        pretrained=pretrained,
-        candidates=candidates,
-        max_pair_distance=max_pair_distance,
-        max_pairs_per_sentence=max_pairs_per_sentence,
-        negative_label=negative_label,
-        threshold=threshold,
-        use_gold_ents=use_gold_ents,
-        max_batch_cost=max_batch_cost,
-        lite=lite,
-        freeze_encoder=freeze_encoder,
-        scorer=scorer,
-    )
+    return LukeRelationExtractor(nlp.vocab, model, name, **factory_settings(locals()))
 
 
 class LukePairCapWarning(UserWarning):
