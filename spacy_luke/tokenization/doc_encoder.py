@@ -26,6 +26,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
+from .markers import marked_entity_spans
 from .encoding import LukeEncoding, to_tensors
 from .luke_tokenizer import EntityAwareTokenizer
 
@@ -340,13 +341,7 @@ class DocEncoder:
             (h0, h1), (t0, t1) = piece_spans
             if h0 < t1 and t0 < h1:
                 raise ValueError(f"The head and tail spans {spans.tolist()} overlap; a pair needs two disjoint spans.")
-            if h0 < t0:
-                entity_spans = [(h0, h1 + 2), (t0 + 2, t1 + 4)]
-            else:
-                entity_spans = [(h0 + 2, h1 + 4), (t0, t1 + 2)]
-        else:
-            (h0, h1), = piece_spans
-            entity_spans = [(h0, h1 + 2)]
+        entity_spans = marked_entity_spans(piece_spans)
         # Insert the markers (np.insert keeps the given order at equal indices: head end, then tail start).
         where, values = [], []
         for (p_start, p_end), marker in sorted(zip(piece_spans, markers)):

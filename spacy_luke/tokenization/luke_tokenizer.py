@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from .markers import marked_entity_spans
 from .added_tokens import AddedToken, AddedTokenSplitter, strip_flags, token_content
 from .bpe import ByteLevelBPE
 from .encoding import (
@@ -450,17 +451,14 @@ class EntityAwareTokenizer:
         ids, token_spans = self._encode_with_spans(text, spans, add_prefix_space)
         if task == ENTITY_SPAN_CLASSIFICATION:
             return _Example(ids, first_entity_ids=[self.entity_mask_token_id] * len(spans), first_spans=token_spans)
+        spans_out = marked_entity_spans(token_spans)
         if task == ENTITY_CLASSIFICATION:
-            (start, end), = token_spans
-            ids = _insert_markers(ids, [((start, end), self.entity_token_1_id)])
-            return _Example(ids, first_entity_ids=[self.entity_mask_token_id], first_spans=[(start, end + 2)])
+            ids = _insert_markers(ids, [(token_spans[0], self.entity_token_1_id)])
+            return _Example(ids, first_entity_ids=[self.entity_mask_token_id], first_spans=spans_out)
         head, tail = token_spans
         markers = [(head, self.entity_token_1_id), (tail, self.entity_token_2_id)]
         if head[0] < tail[0]:
-            spans_out = [(head[0], head[1] + 2), (tail[0] + 2, tail[1] + 4)]
             markers.reverse()
-        else:
-            spans_out = [(head[0] + 2, head[1] + 4), (tail[0], tail[1] + 2)]
         ids = _insert_markers(ids, markers)
         return _Example(
             ids, first_entity_ids=[self.entity_mask_token_id, self.entity_mask2_token_id], first_spans=spans_out
