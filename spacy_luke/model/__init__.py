@@ -1,7 +1,6 @@
 """Pure-PyTorch LUKE / mLUKE (no spaCy imports here)."""
 from .checkpoint import CheckpointError
 from .config import LukeConfig
-from .from_encoder import convert_encoder_to_luke, encoder_to_luke
 from .heads import (
     LukeForEntityClassification,
     LukeForEntityPairClassification,
@@ -16,8 +15,6 @@ from .luke import LukeModel, LukePreTrainedModel
 
 __all__ = [
     "CheckpointError",
-    "convert_encoder_to_luke",
-    "encoder_to_luke",
     "LukeConfig",
     "LukeModel",
     "LukePreTrainedModel",

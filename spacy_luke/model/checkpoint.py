@@ -6,14 +6,15 @@ time (safetensors: straight from the file; .bin: memory-mapped, ``weights_only=T
 loading never holds two copies of the weights.
 
 The mapping from checkpoint names to ours is data (``HF_LUKE_KEY_RULES``): regex rewrites
-applied in order, plus patterns of keys that are ignored.
+applied in order, plus patterns of keys that are ignored. Other encoders' rules (BERT, RoBERTa,
+DistilBERT) are the conversion's data (``spacy_luke.convert.encoder_families``).
 """
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -35,45 +36,6 @@ HF_LUKE_IGNORED: Tuple[str, ...] = (
     r"(^|\.)position_ids$",
     r"^lm_head\.decoder\.(weight|bias)$",
     r"^entity_predictions\.decoder\.weight$",
-)
-
-# Non-LUKE encoders that a LUKE model can start from (spacy_luke.model.from_encoder): their
-# checkpoint names mapped to our LukeModel names (the word side, the pooler, and the MLM head
-# as our ``lm_head``). BERT, RoBERTa and XLM-R share BERT's module names below their prefix.
-BERT_KEY_RULES: Tuple[Tuple[str, str], ...] = (
-    (r"^(bert|roberta)\.", ""),
-    (r"^cls\.predictions\.transform\.dense\.", "lm_head.dense."),
-    (r"^cls\.predictions\.transform\.LayerNorm\.", "lm_head.layer_norm."),
-    (r"^cls\.predictions\.bias$", "lm_head.bias"),
-    (r"\.gamma$", ".weight"),
-    (r"\.beta$", ".bias"),
-)
-BERT_IGNORED: Tuple[str, ...] = (
-    r"(^|\.)position_ids$",
-    r"(^|\.)token_type_ids$",
-    r"^cls\.",  # next-sentence head, tied decoder
-    r"^lm_head\.decoder\.",  # tied to the word embeddings
-    r"^(classifier|qa_outputs)\.",  # fine-tuned task heads: a LUKE task gets its own
-)
-DISTILBERT_KEY_RULES: Tuple[Tuple[str, str], ...] = (
-    (r"^distilbert\.", ""),
-    (r"^transformer\.layer\.", "encoder.layer."),
-    (r"\.attention\.q_lin\.", ".attention.self.query."),
-    (r"\.attention\.k_lin\.", ".attention.self.key."),
-    (r"\.attention\.v_lin\.", ".attention.self.value."),
-    (r"\.attention\.out_lin\.", ".attention.output.dense."),
-    (r"\.sa_layer_norm\.", ".attention.output.LayerNorm."),
-    (r"\.ffn\.lin1\.", ".intermediate.dense."),
-    (r"\.ffn\.lin2\.", ".output.dense."),
-    (r"\.output_layer_norm\.", ".output.LayerNorm."),
-    (r"^vocab_transform\.", "lm_head.dense."),
-    (r"^vocab_layer_norm\.", "lm_head.layer_norm."),
-    (r"^vocab_projector\.bias$", "lm_head.bias"),
-)
-DISTILBERT_IGNORED: Tuple[str, ...] = (
-    r"(^|\.)position_ids$",
-    r"^vocab_projector\.weight$",  # tied to the word embeddings
-    r"^(pre_classifier|classifier|qa_outputs)\.",
 )
 
 
@@ -104,8 +66,8 @@ def resolve_checkpoint(
     From the hub, the config, tokenizer files and safetensors weights are fetched; the
     ``pytorch_model.bin`` weights only when the repo has no safetensors.
     """
+    from ..checkpoint_files import TOKENIZER_FILES
     from ..hub import resolve_folder
-    from ..tokenization.files import TOKENIZER_FILES
 
     settings = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token, what="checkpoint")
     folder = resolve_folder(name_or_path, allow_patterns=("config.json",) + TOKENIZER_FILES + SAFETENSORS_PATTERNS, **settings)

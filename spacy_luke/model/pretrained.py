@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from ..tokenization.entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
+from ..entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
 from .checkpoint import CheckpointError, check_finite, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
 from .config import LukeConfig
 

@@ -65,7 +65,7 @@ def converted_if_needed(folder: Path) -> Path:
         import os
         import shutil
 
-        from ..model.from_encoder import convert_encoder_to_luke
+        from ..convert import convert_encoder_to_luke
 
         partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
         convert_encoder_to_luke(folder, partial, overwrite=True)

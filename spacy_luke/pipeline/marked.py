@@ -21,7 +21,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_get_examples
 from thinc.api import get_current_ops
 
-from ..tokenization.doc_encoder import TokenPieces
+from ..tokenization.token_pieces import TokenPieces
 from .skeleton import ItemsPipe, Plan
 from .candidates import Suggester, split_ragged
 from .loaders import CheckpointLoader, LukeCheckpoint

@@ -25,7 +25,7 @@ from .candidates import Suggester, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
 from .loaders import CheckpointLoader
 from .skipped import SkipLog
-from ..tokenization.doc_encoder import SpanPass
+from ..tokenization.padded_batches import SpanPass
 
 NIL_LABELS = ("NIL", "O")
 # The public CoNLL-2003 checkpoint (PER, ORG, LOC, MISC): ``nlp.add_pipe("luke_ner")`` works as is.

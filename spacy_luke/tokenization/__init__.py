@@ -9,19 +9,21 @@
 - :class:`EntityVocab` / :func:`load_entity_vocab`: entity titles to ids, special entities by name.
 """
 from .bpe import ByteLevelBPE
-from .doc_encoder import DocEncoder, SpanPass, TokenPieces
+from .doc_encoder import DocEncoder
 from .encoding import LukeEncoding
+from .entity_tokenizer import EntityAwareTokenizer
 from .entity_vocab import EntityVocab, load_entity_vocab
 from .luke_tokenizer import (
-    TASKS,
-    EntityAwareTokenizer,
     LukeTokenizer,
     MLukeTokenizer,
     TokenizerJsonLukeTokenizer,
     load_tokenizer,
     tokenizer_class_for,
 )
+from .padded_batches import SpanPass
 from .sentencepiece_bpe import SentencePieceBPE
+from .task_examples import TASKS
+from .token_pieces import TokenPieces
 from .tokenizer_json import TokenizerJsonPieces
 from .word_pieces import WordPieceModel
 

@@ -10,6 +10,18 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple, Union
 
+#: The special word tokens of a tokenizer, by setting name (transformers' names).
+SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+DEFAULT_SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "cls_token": "<s>",
+    "mask_token": "<mask>",
+}
+
 
 @dataclass(frozen=True)
 class AddedToken:

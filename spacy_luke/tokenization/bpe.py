@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -90,7 +90,3 @@ class ByteLevelBPE(TokenizersLibraryPieces):
 
     def id_to_token(self, index: int) -> Optional[str]:
         return self._id_to_token.get(index)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of a sequence of piece ids."""
-        return self._tokenizer.decode(list(ids), skip_special_tokens=False)

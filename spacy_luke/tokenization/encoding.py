@@ -47,6 +47,18 @@ def _strategy_name(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
+def _pick_strategy(name: str, value: Any, strategies: Sequence[str], *, off: str, on: str, hint: str) -> str:
+    """The strategy a ``padding=`` / ``truncation=`` value names: False or None is ``off``, True is
+    ``on``, a strategy name is itself; anything else is a ValueError listing ``hint``."""
+    if value is False or value is None:
+        return off
+    if value is True:
+        return on
+    if value in strategies:
+        return value
+    raise ValueError(f"{name}={value!r} is not a {name} strategy; use {hint}.")
+
+
 def resolve_strategies(
     padding: Union[bool, str],
     truncation: Union[bool, str, None],
@@ -59,28 +71,14 @@ def resolve_strategies(
     truncation = _strategy_name(truncation)
     if max_length is not None and padding is False and truncation is None:
         truncation = LONGEST_FIRST  # transformers: max_length alone switches truncation on
-    if padding is False or padding is None:
-        padding_strategy = DO_NOT_PAD
-    elif padding is True:
-        padding_strategy = LONGEST
-    elif padding in PADDING_STRATEGIES:
-        padding_strategy = padding
-    else:
-        raise ValueError(
-            f"padding={padding!r} is not a padding strategy; use True (or 'longest'), 'max_length', "
-            "False (or 'do_not_pad')."
-        )
-    if truncation is None or truncation is False:
-        truncation_strategy = DO_NOT_TRUNCATE
-    elif truncation is True:
-        truncation_strategy = LONGEST_FIRST
-    elif truncation in TRUNCATION_STRATEGIES:
-        truncation_strategy = truncation
-    else:
-        raise ValueError(
-            f"truncation={truncation!r} is not a truncation strategy; use True (or 'longest_first'), "
-            "'only_first', 'only_second', False (or 'do_not_truncate')."
-        )
+    padding_strategy = _pick_strategy(
+        "padding", padding, PADDING_STRATEGIES, off=DO_NOT_PAD, on=LONGEST,
+        hint="True (or 'longest'), 'max_length', False (or 'do_not_pad')",
+    )
+    truncation_strategy = _pick_strategy(
+        "truncation", truncation, TRUNCATION_STRATEGIES, off=DO_NOT_TRUNCATE, on=LONGEST_FIRST,
+        hint="True (or 'longest_first'), 'only_first', 'only_second', False (or 'do_not_truncate')",
+    )
     if max_length is None:
         if padding_strategy == MAX_LENGTH:
             if model_max_length > LARGE_INTEGER:

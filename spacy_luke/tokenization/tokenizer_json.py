@@ -1,7 +1,7 @@
 """Word pieces from a ``tokenizers`` ``tokenizer.json`` (WordPiece for BERT, or any other model).
 
 This is the word tokenizer of LUKE models built from a non-LUKE encoder
-(:func:`spacy_luke.model.from_encoder.convert_encoder_to_luke`): the encoder's own
+(:func:`spacy_luke.convert.convert_encoder_to_luke`): the encoder's own
 ``tokenizer.json`` is used as it is, with its normalizer (lowercasing, accent stripping) and
 pre-tokenizer, but with its truncation, padding and post-processor switched off: the
 special tokens (``[CLS]``/``[SEP]`` or ``<s>``/``</s>``), the entity markers and the entities
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .word_pieces import TokenizersLibraryPieces
 
@@ -118,8 +118,3 @@ class TokenizerJsonPieces(TokenizersLibraryPieces):
 
     def id_to_token(self, index: int) -> Optional[str]:
         return self._tokenizer.id_to_token(index)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of a sequence of piece ids."""
-        return self._tokenizer.decode(list(ids), skip_special_tokens=False)
-

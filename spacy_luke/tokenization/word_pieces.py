@@ -2,7 +2,7 @@
 
 A word-piece model turns plain text (no added tokens, no ``<s>``/``</s>``) into piece ids,
 optionally with character offsets. Added tokens, special tokens and entities are handled
-one layer up, in :mod:`spacy_luke.tokenization.luke_tokenizer`.
+one layer up, in :mod:`spacy_luke.tokenization.entity_tokenizer`.
 """
 from __future__ import annotations
 
@@ -83,3 +83,7 @@ class TokenizersLibraryPieces(WordPieceModel):
             return [], []
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
         return encoding.ids, [tuple(offset) for offset in encoding.offsets]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of a sequence of piece ids."""
+        return self._tokenizer.decode(list(ids), skip_special_tokens=False)
