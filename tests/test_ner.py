@@ -236,7 +236,8 @@ def test_checkpoint_without_nil_class(pipe_root):
 
 
 def test_windows_plan_gives_balanced_context():
-    from spacy_luke.pipeline.windows import batch_by_cost, centred_window, plan_windows
+    from spacy_luke.bucketing import bucket_by_cost
+    from spacy_luke.pipeline.windows import centred_window, plan_windows
 
     starts = np.arange(100)
     ends = starts + 1
@@ -248,6 +249,6 @@ def test_windows_plan_gives_balanced_context():
     assert len(dropped) == 0
     windows = {tuple(idx.tolist()): w for w, idx in planned}
     assert windows[(0,)] == (30, 60) and windows[(1,)] == (0, 30) and windows[(2,)] == (70, 100)
-    batches = batch_by_cost([(10, 5), (100, 50), (12, 4), (11, 6)], max_cost=60)
+    batches = bucket_by_cost([(10, 5), (100, 50), (12, 4), (11, 6)], max_cost=60)
     assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
     assert [1] in batches  # over the limit on its own

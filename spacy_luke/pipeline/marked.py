@@ -26,7 +26,7 @@ from .skeleton import ItemsPipe, Plan
 from .candidates import Suggester, split_ragged
 from .loaders import CheckpointLoader, LukeCheckpoint
 from .skipped import SkipLog, unencodable
-from .windows import centred_window, window_pieces
+from .windows import centred_windows, window_pieces
 
 Item = Tuple[Tuple[int, int], ...]
 
@@ -107,19 +107,27 @@ class MarkedItemsPipe(ItemsPipe):
         used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if len(doc_items) and len(doc)]
         for d, pieces in zip(used, self._docs_pieces([docs[d] for d in used])):
             doc, doc_items = docs[d], items[d]
-            fits = int(pieces.ends[-1]) <= budget
-            windows: Dict[Tuple[int, int], TokenPieces] = {}
+            encodable, cores = [], []
             for k, item in enumerate(doc_items):
                 spans = np.asarray(item, dtype=np.int64).reshape(-1, 2)
                 core = np.asarray([[spans[:, 0].min(), spans[:, 1].max()]], dtype=np.int64)
                 bad = unencodable(pieces.starts, pieces.ends, spans, budget) or unencodable(pieces.starts, pieces.ends, core, budget)
                 if bad:
                     plan.skips.add(doc, spans.tolist(), bad[0][1])
-                    continue
-                window = (0, len(doc)) if fits else centred_window(pieces.starts, pieces.ends, tuple(core[0].tolist()), budget)
-                wp = windows.get(window)
+                else:
+                    encodable.append((k, spans))
+                    cores.append(core[0])
+            if not encodable:
+                continue
+            if int(pieces.ends[-1]) <= budget:  # the whole doc fits: one window for all items
+                windows = [(0, len(doc))] * len(encodable)
+            else:
+                windows = [tuple(w) for w in centred_windows(pieces.starts, pieces.ends, np.stack(cores), budget).tolist()]
+            window_pieces_of: Dict[Tuple[int, int], TokenPieces] = {}
+            for (k, spans), window in zip(encodable, windows):
+                wp = window_pieces_of.get(window)
                 if wp is None:
-                    wp = windows[window] = window_pieces(pieces, window)
+                    wp = window_pieces_of[window] = window_pieces(pieces, window)
                 plan.add(encoder.marker_inputs_from_pieces(wp, spans - window[0]), d, [k])
         return plan
 

@@ -100,8 +100,8 @@ class ItemsPipe(LukePipe):
             windows = encodable_windows(
                 pieces, doc_spans, lambda: sentence_bounds(doc), budget, lambda i, reason: skips.add(doc, [doc_spans[i]], reason)
             )
-            for p in split_passes(d, windows, self.cfg["max_entities_per_pass"]):
-                yield d, window_pieces(pieces, p.window), p.window[0], p.span_indices
+            for window, indices in split_passes(windows, self.cfg["max_entities_per_pass"]):
+                yield d, window_pieces(pieces, window), window[0], indices
 
     # ------------------------------------------------------------------ running passes
 
