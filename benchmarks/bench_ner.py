@@ -272,8 +272,8 @@ class Ours:
         self.ner._ensure_loaded()
         self.timer = Timer()
         ner = self.ner
-        ner._candidates = self.timer.wrap("input", ner._candidates)
-        ner._passes = self.timer.wrap("input", ner._passes)
+        ner._items = self.timer.wrap("input", ner._items)
+        ner._plan = self.timer.wrap("input", ner._plan)
         ner._encoder.pad = self.timer.wrap("input", ner._encoder.pad)
         ner.set_annotations = self.timer.wrap("decode", ner.set_annotations)
 
@@ -320,24 +320,22 @@ def input_building(reference: Reference, ours: Ours, docs, repeats: int = 3) -> 
         encoder.clear_cache()
         for key in ("ours_cold", "ours_warm"):
             start = time.perf_counter()
-            candidates = ner._candidates(docs)
-            passes, inputs, _ = ner._passes(docs, candidates)
-            for _ in ner._padded_batches(inputs):  # padded as the pipe batches them
+            plan = ner._plan(docs, ner._items(docs))
+            for _ in ner._padded_batches(plan.inputs):  # padded as the pipe batches them
                 pass
             times[key].append(time.perf_counter() - start)
     # Same inputs? (ids and entity positions, pass by pass, read back from the padded batches)
     mismatches = 0
-    candidates = ner._candidates(docs)
-    passes, inputs, _ = ner._passes(docs, candidates)
-    for batch, padded in ner._padded_batches(inputs):
+    plan = ner._plan(docs, ner._items(docs))
+    for batch, padded in ner._padded_batches(plan.inputs):
         for row, i in enumerate(batch):
-            _, encoded = reference.inputs(docs[passes[i].doc_index])
+            _, encoded = reference.inputs(docs[plan.owners[i][0]])
             n_words, n_entities = int(padded["attention_mask"][row].sum()), int(padded["entity_attention_mask"][row].sum())
             mml = padded["entity_position_ids"].shape[2]
             if not (np.array_equal(encoded["input_ids"][0].numpy(), padded["input_ids"][row, :n_words])
                     and np.array_equal(encoded["entity_position_ids"][0, :, :mml].numpy(), padded["entity_position_ids"][row, :n_entities])):
                 mismatches += 1
-    return {**{k: min(v) for k, v in times.items()}, "input_mismatches": mismatches, "passes": len(passes)}
+    return {**{k: min(v) for k, v in times.items()}, "input_mismatches": mismatches, "passes": len(plan.inputs)}
 
 
 def _print_input_building(ib: Dict[str, float]) -> None:

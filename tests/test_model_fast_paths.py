@@ -10,6 +10,7 @@ import torch
 import spacy_luke.model as ours
 from conftest import make_inputs
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
+from spacy_luke.model.attention_options import attention_options
 from spacy_luke.model.embeddings import mean_position_embeddings
 from spacy_luke.model.precision import (
     PRECISIONS,
@@ -96,12 +97,11 @@ def test_shortcut_off_matches_entity_aware_path(shared_model):
     inputs = make_inputs(HEAD, reference.config)
     with torch.no_grad():
         fast = model(**inputs).logits
-        for att in _attention_modules(model):
-            att.frozen_shared = False
-        for impl in ("sdpa", "eager"):
-            model.set_attention_implementation(impl)
-            slow = model(**inputs).logits
-            assert (fast - slow).abs().max() < TOL, impl
+        with attention_options(shared_queries=False):
+            for impl in ("sdpa", "eager"):
+                model.set_attention_implementation(impl)
+                slow = model(**inputs).logits
+                assert (fast - slow).abs().max() < TOL, impl
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
@@ -111,8 +111,7 @@ def test_fused_qkv_matches_separate_projections(shared_model, impl):
     model.set_attention_implementation(impl)
     with torch.no_grad():
         plain = model(**inputs).logits
-        for att in _attention_modules(model):
-            att.fused_qkv = True
+        model.set_attention_options(fused_qkv=True)
         fused = model(**inputs).logits
         assert (plain - fused).abs().max() < TOL
         assert (reference(**inputs).logits - fused).abs().max() < TOL
@@ -129,8 +128,7 @@ def test_fused_qkv_matches_separate_projections(shared_model, impl):
 
 def test_fused_qkv_not_saved(shared_model, tmp_path):
     reference, model = shared_model
-    for att in _attention_modules(model):
-        att.fused_qkv = True
+    model.set_attention_options(fused_qkv=True)
     with torch.no_grad():
         model(**make_inputs(HEAD, reference.config))
     assert not any("qkv" in name for name in model.state_dict())

@@ -11,7 +11,7 @@ classification heads, "entity_last_hidden_state" for entity vectors).
 """
 
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 from spacy.util import registry
@@ -123,16 +123,22 @@ def _single_threaded_after_fork() -> None:
         _FORK_HOOK_INSTALLED = True
 
 
+#: The attention options the pipes' calls run with (see ``spacy_luke.model.attention_options``):
+#: the pipes read real positions only, so the layers skip the padded slots' work.
+PIPE_ATTENTION_OPTIONS = {"unpad": True}
+
+
 def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32") -> None:
     """Attach (or replace) the torch module, on thinc's current device.
 
-    precision: how predictions run (``spacy_luke.model.precision``): "float32", "bfloat16" /
-    "float16" (autocast), "int8" (CPU dynamic quantization). Training always runs on the float
+    precision: how predictions run, a mode of ``spacy_luke.model.precision.PRECISIONS`` (its
+    autocast, its inference view, its fallback on this device). Training always runs on the float
     weights; predictions run under ``torch.inference_mode``.
     """
     import torch
 
-    from ..model.precision import effective_precision, inference_view, precision_context
+    from ..model.attention_options import attention_options
+    from ..model.precision import get_precision
 
     _single_threaded_after_fork()
     from thinc.api import ArgsKwargs, PyTorchGradScaler, PyTorchWrapper_v2, get_torch_default_device, torch2xp, xp2torch
@@ -141,20 +147,15 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
 
     output = model.attrs["output"]
     device = get_torch_default_device()
-    from ..model.encoder import Encoder
-
-    for module in luke_model.modules():
-        if isinstance(module, Encoder):
-            module.unpad = True  # the pipes read real positions only: skip the padded slots' work
 
     class _Output(torch.nn.Module):
         """Calls the LUKE model and returns the one tensor the pipe uses."""
 
-        def __init__(self, luke_model, precision: str):
+        def __init__(self, luke_model, precision):
             super().__init__()
             self.luke_model = luke_model
-            self.precision = precision
-            # (weights key, module) of the inference view (int8); not a registered submodule.
+            self.precision = precision  # a spacy_luke.model.precision.Precision
+            # (weights key, module) of the precision's inference view; not a registered submodule.
             self._view_cache = None
             self._view_lock = threading.Lock()
 
@@ -167,7 +168,7 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
             return tuple((p._version, p.data_ptr()) for p in self.luke_model.parameters())
 
         def _inference_model(self):
-            if self.precision != "int8":
+            if self.precision.view is None:
                 return self.luke_model
             key = self._weights_key()
             cache = self._view_cache  # one read: another thread may replace it meanwhile
@@ -175,14 +176,15 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
                 with self._view_lock:  # build the view once, not once per waiting thread
                     cache = self._view_cache
                     if cache is None or cache[0] != key:
-                        cache = self._view_cache = (key, inference_view(self.luke_model, self.precision))
+                        cache = self._view_cache = (key, self.precision.inference_module(self.luke_model))
             return cache[1]
 
         def forward(self, **inputs):
-            if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
-                return getattr(self.luke_model(**inputs), output)
-            with torch.inference_mode(), precision_context(self.precision, device):
-                return getattr(self._inference_model()(**inputs), output)
+            with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe
+                if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
+                    return getattr(self.luke_model(**inputs), output)
+                with torch.inference_mode(), self.precision.context(device):
+                    return getattr(self._inference_model()(**inputs), output)
 
     def convert_inputs(_model, X: LukeBatch, is_train: bool):
         kwargs = {key: xp2torch(model.ops.asarray(value), device=device) for key, value in X.items()}
@@ -198,7 +200,7 @@ def set_torch_module(model: LukeHeadModel, luke_model, precision: str = "float32
 
     scaler = PyTorchGradScaler(**model.attrs["grad_scaler_config"]) if model.attrs["mixed_precision"] else None
     wrapper = PyTorchWrapper_v2(
-        _Output(luke_model.to(device), effective_precision(precision, device)),
+        _Output(luke_model.to(device), get_precision(precision).on(device)),
         convert_inputs=convert_inputs,
         convert_outputs=convert_outputs,
         mixed_precision=model.attrs["mixed_precision"],

@@ -4,41 +4,44 @@ Keys and values are shared by words and entities. With entity-aware attention, t
 projection depends on the (query type, key type) pair: word->word uses ``query``,
 word->entity ``w2e_query``, entity->word ``e2w_query``, entity->entity ``e2e_query``.
 
-Two implementations, switchable per module (``impl``) and tested against each other:
+The mechanisms live in their own modules; this one combines them:
 
-- ``"eager"``: four score blocks computed separately, as the paper writes it.
-- ``"sdpa"``: one ``scaled_dot_product_attention`` call. Entity-aware queries become
-  ``[q_to_words | q_to_entities]`` (head dimension doubled) against keys that are ``[k | 0]`` for
-  words and ``[0 | k]`` for entities, so each dot product picks the right query; the scale is
-  set explicitly to ``1/sqrt(head_size)``. When the four query projections are equal (true of
-  every pretrained checkpoint) plain attention is used instead.
+- scaled dot-product attention, ``"sdpa"`` or ``"eager"`` (:mod:`.sdpa`). With entity-aware
+  queries, eager computes the four score blocks separately, as the paper writes it; sdpa makes one
+  call where the queries become ``[q_to_words | q_to_entities]`` (head dimension doubled) against
+  keys that are ``[k | 0]`` for words and ``[0 | k]`` for entities, so each dot product picks the
+  right query;
+- the Q/K/V projections of plain attention (:mod:`.qkv`);
+- the masks (:mod:`.masking`) and the unpadded path (:mod:`.unpadded`).
 
-Fast paths, each switchable and tested against the plain path:
+Which ones run is said by the :class:`~.attention_options.AttentionOptions` each call receives
+from the encoder, never by attributes set on this module.
 
-- shared queries (``queries_shared``): detected after loading and re-checked whenever the query
-  weights change (a training step, ``load_state_dict``), so toggling ``train()``/``eval()`` (as
-  thinc does around every prediction) never leaves the shortcut stale or switched off;
-- fused QKV (``fused_qkv``, off by default): with shared queries and in eval mode, one
-  ``(3 * hidden) x hidden`` product instead of three, from a fused copy of the weights built after
-  loading (the checkpoint keeps its separate ``query``/``key``/``value`` tensors). It costs one more
-  copy of those weights and gave no gain on a 2-core AVX2 CPU; it is meant for GPUs.
+Shared queries: when the four query projections are equal (true of every pretrained checkpoint)
+plain attention is exact, and used in inference. The answer is detected after loading and
+re-checked whenever the query weights change (a training step, ``load_state_dict``), so toggling
+``train()``/``eval()`` (as thinc does around every prediction) never leaves it stale. An int8
+view (:meth:`EntityAwareSelfAttention.quantized_copy`) fixes it when it is built.
 """
 from __future__ import annotations
 
+import copy
 import math
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from .attention_options import AttentionOptions
 from .config import LukeConfig
 from .mode import Dropout, is_training
+from .qkv import FusableQkv, QkvProjection, QuantizedQkv, weights_key
+from .sdpa import ScaledDotProductAttention
 
 if TYPE_CHECKING:
     from .unpadded import UnpaddedLayout, Workspace
 
-ATTENTION_IMPLS = ("sdpa", "eager")
+_QUERIES = ("query", "w2e_query", "e2w_query", "e2e_query")
 
 
 class EntityAwareSelfAttention(nn.Module):
@@ -55,37 +58,36 @@ class EntityAwareSelfAttention(nn.Module):
             self.w2e_query = nn.Linear(hidden, hidden)
             self.e2w_query = nn.Linear(hidden, hidden)
             self.e2e_query = nn.Linear(hidden, hidden)
-        self.dropout_prob = config.attention_probs_dropout_prob
-        self.dropout = Dropout(config.attention_probs_dropout_prob)
-        self.impl = "sdpa"
-        self.fused_qkv = False
-        # Set by `detect_shared_queries` after loading: True when the 4 queries are identical.
-        self.queries_shared = False
-        # (weights key, shared?) of the last check; ``frozen_shared`` fixes the answer (inference views).
+        self.attend = ScaledDotProductAttention(config.attention_probs_dropout_prob)
+        self.qkv: QkvProjection = FusableQkv()
+        # (weights key, shared?) of the last shared-query check.
         self._shared_cache: Optional[Tuple[tuple, bool]] = None
-        self._fused_cache: Optional[Tuple[tuple, torch.Tensor, torch.Tensor]] = None
-        self.frozen_shared: Optional[bool] = None
+        # The answer fixed by an inference view whose projections have no weights to compare.
+        self._frozen_shared: Optional[bool] = None
 
-    def _weights_key(self, names: Optional[Tuple[str, ...]] = None) -> tuple:
-        """Identity, version, device and storage of the named projections' tensors (changes with the weights)."""
-        if names is None:
-            names = ("query", "w2e_query", "e2w_query", "e2e_query") if self.use_entity_aware_attention else ()
-        key = []
-        for name in names:
-            proj = getattr(self, name, None)
-            weight = getattr(proj, "weight", None)
-            if not isinstance(weight, torch.Tensor):
-                return ()
-            for tensor in (weight, proj.bias):
-                key.append((id(tensor), tensor._version, tensor.device, tensor.data_ptr()))
-        return tuple(key)
+    # -- shared queries ------------------------------------------------------------------------
+
+    @property
+    def queries_shared(self) -> bool:
+        """Whether the last check found the entity-aware queries equal to ``query`` (never in training mode)."""
+        if self._frozen_shared is not None:
+            return self._frozen_shared
+        cache = self._shared_cache
+        return not self.training and cache is not None and cache[1]
+
+    @property
+    def frozen_shared(self) -> Optional[bool]:
+        """The shared-query answer an int8 view fixed when it was built (None: checked on the weights)."""
+        return self._frozen_shared
+
+    def _query_layers(self) -> Tuple[Optional[nn.Module], ...]:
+        return tuple(getattr(self, name, None) for name in _QUERIES) if self.use_entity_aware_attention else ()
 
     @torch.no_grad()
     def detect_shared_queries(self) -> bool:
         """Whether the entity-aware queries equal ``query`` (then plain attention is exact)."""
-        if self.frozen_shared is not None:
-            self.queries_shared = self.frozen_shared
-            return self.frozen_shared
+        if self._frozen_shared is not None:
+            return self._frozen_shared
         shared = True
         if self.use_entity_aware_attention:
             for proj in (self.w2e_query, self.e2w_query, self.e2e_query):
@@ -94,29 +96,29 @@ class EntityAwareSelfAttention(nn.Module):
                 ):
                     shared = False
                     break
-        self.queries_shared = shared
-        self._shared_cache = (self._weights_key(), shared)
+        self._shared_cache = (weights_key(self._query_layers()), shared)
         return shared
 
     def _queries_are_shared(self) -> bool:
-        """``queries_shared``, re-detected (in eval mode) when the query weights changed since the last check."""
-        if self.frozen_shared is not None:
-            return self.frozen_shared
+        """The shared-query answer, re-detected when the query weights changed since the last check."""
+        if self._frozen_shared is not None:
+            return self._frozen_shared
         cache = self._shared_cache
-        if cache is None or cache[0] != self._weights_key():
+        if cache is None or cache[0] != weights_key(self._query_layers()):
             return self.detect_shared_queries()
-        self.queries_shared = cache[1]
         return cache[1]
 
-    def _fused_weights(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        key = self._weights_key(("query", "key", "value"))
-        cache = self._fused_cache
-        if cache is None or cache[0] != key:
-            with torch.no_grad():
-                weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-                bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-            cache = self._fused_cache = (key, weight, bias)
-        return cache[1], cache[2]
+    def _plain_for_shared_queries(self, options: AttentionOptions) -> bool:
+        """Whether this call may run plain attention because the queries are shared."""
+        if is_training(self) and torch.is_grad_enabled():
+            self._shared_cache = None  # the optimizer may change the queries: check again in eval
+        return options.shared_queries and not is_training(self) and self._queries_are_shared()
+
+    def _fuse_qkv(self, options: AttentionOptions) -> bool:
+        """Whether plain attention may project Q, K and V with one fused product in this call."""
+        return options.fused_qkv and self.qkv.can_fuse and not is_training(self) and not torch.is_grad_enabled()
+
+    # -- padded --------------------------------------------------------------------------------
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
@@ -124,184 +126,153 @@ class EntityAwareSelfAttention(nn.Module):
 
     def forward(
         self,
-        word_hidden: torch.Tensor,
-        entity_hidden: Optional[torch.Tensor],
-        attention_mask: Optional[torch.Tensor],
-        output_attentions: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-        n_words = word_hidden.shape[1]
-        hidden = word_hidden if entity_hidden is None else torch.cat([word_hidden, entity_hidden], dim=1)
-        context, probs = self.forward_joint(hidden, n_words if entity_hidden is not None else None, attention_mask, output_attentions)
-        word_out = context[:, :n_words]
-        entity_out = None if entity_hidden is None else context[:, n_words:]
-        return word_out, entity_out, probs
-
-    def forward_joint(
-        self,
         hidden: torch.Tensor,
         n_words: Optional[int],
         attention_mask: Optional[torch.Tensor],
+        options: AttentionOptions,
         output_attentions: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Attention over the joint ``[words | entities]`` sequence (``n_words`` None: words only)."""
+        """Attention over the joint ``[words | entities]`` sequence (``n_words`` None: words only).
+
+        ``attention_mask``: additive, ``(batch, 1, 1, length)``. Returns the context
+        ``(batch, length, hidden)`` and, with ``output_attentions``, the probabilities.
+        """
         has_entities = n_words is not None and n_words < hidden.shape[1]
         if n_words is None:
             n_words = hidden.shape[1]
-        if is_training(self) and torch.is_grad_enabled():
-            self._shared_cache = None  # the optimizer may change the queries: check again in eval
-        shared = not is_training(self) and self._queries_are_shared()
-        entity_aware = has_entities and self.use_entity_aware_attention and not shared
+        plain = self._plain_for_shared_queries(options)
+        entity_aware = has_entities and self.use_entity_aware_attention and not plain
         scale = 1.0 / math.sqrt(self.head_size)
-        probs = None
-        if self.fused_qkv and not entity_aware and not is_training(self) and not output_attentions and not torch.is_grad_enabled():
-            weight, bias = self._fused_weights()
-            batch, length, _ = hidden.shape
-            qkv = F.linear(hidden, weight, bias).view(batch, length, 3, self.num_heads, self.head_size)
-            query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        eager = output_attentions or options.impl == "eager"
+        if not entity_aware and self._fuse_qkv(options) and not output_attentions:
+            layers = (self.query, self.key, self.value)
+            query, key, value = (self._split(x) for x in self.qkv.project(layers, hidden, fused=True))
         else:
+            # Keys and values before the queries: the order autograd sums their gradients in.
             key = self._split(self.key(hidden))
             value = self._split(self.value(hidden))
             query = None
-        if output_attentions or self.impl == "eager":
-            if entity_aware:
-                word_hidden, entity_hidden = hidden[:, :n_words], hidden[:, n_words:]
-                q_ww = self._split(self.query(word_hidden))
-                q_we = self._split(self.w2e_query(word_hidden))
-                q_ew = self._split(self.e2w_query(entity_hidden))
-                q_ee = self._split(self.e2e_query(entity_hidden))
-                k_w, k_e = key[:, :, :n_words], key[:, :, n_words:]
-                word_scores = torch.cat([q_ww @ k_w.transpose(-1, -2), q_we @ k_e.transpose(-1, -2)], dim=3)
-                entity_scores = torch.cat([q_ew @ k_w.transpose(-1, -2), q_ee @ k_e.transpose(-1, -2)], dim=3)
-                scores = torch.cat([word_scores, entity_scores], dim=2)
-            else:
-                if query is None:
-                    query = self._split(self.query(hidden))
-                scores = query @ key.transpose(-1, -2)
-            scores = scores * scale
-            if attention_mask is not None:
-                scores = scores + attention_mask
-            probs = torch.softmax(scores, dim=-1)
-            context = self.dropout(probs) @ value
-        else:
-            if entity_aware:
-                word_hidden, entity_hidden = hidden[:, :n_words], hidden[:, n_words:]
-                q_word = torch.cat(
-                    [self._split(self.query(word_hidden)), self._split(self.w2e_query(word_hidden))], dim=-1
-                )
-                q_entity = torch.cat(
-                    [self._split(self.e2w_query(entity_hidden)), self._split(self.e2e_query(entity_hidden))], dim=-1
-                )
-                query = torch.cat([q_word, q_entity], dim=2)
-                zeros_w = key.new_zeros(key.shape[0], key.shape[1], n_words, self.head_size)
-                zeros_e = key.new_zeros(key.shape[0], key.shape[1], key.shape[2] - n_words, self.head_size)
-                key = torch.cat(
-                    [torch.cat([key[:, :, :n_words], zeros_w], dim=-1), torch.cat([zeros_e, key[:, :, n_words:]], dim=-1)],
-                    dim=2,
-                )
-                # Values padded to the same doubled width: SDPA's fused kernels need equal q/v head
-                # sizes (with unequal ones it falls back to its math path, 2-4x slower on CPU).
-                value = torch.cat([value, torch.zeros_like(value)], dim=-1)
-            elif query is None:
+        if not entity_aware:
+            if query is None:
                 query = self._split(self.query(hidden))
-            if attention_mask is not None and attention_mask.dtype != query.dtype:
-                attention_mask = attention_mask.to(query.dtype)  # autocast: the mask follows the queries
-            context = F.scaled_dot_product_attention(
-                query,
-                key,
-                value,
-                attn_mask=attention_mask,
-                dropout_p=self.dropout_prob if is_training(self) else 0.0,
-                scale=scale,
+            context, probs = self.attend(query, key, value, attention_mask, scale=scale, eager=eager)
+        elif eager:
+            word_hidden, entity_hidden = hidden[:, :n_words], hidden[:, n_words:]
+            q_ww = self._split(self.query(word_hidden))
+            q_we = self._split(self.w2e_query(word_hidden))
+            q_ew = self._split(self.e2w_query(entity_hidden))
+            q_ee = self._split(self.e2e_query(entity_hidden))
+            k_w, k_e = key[:, :, :n_words], key[:, :, n_words:]
+            word_scores = torch.cat([q_ww @ k_w.transpose(-1, -2), q_we @ k_e.transpose(-1, -2)], dim=3)
+            entity_scores = torch.cat([q_ew @ k_w.transpose(-1, -2), q_ee @ k_e.transpose(-1, -2)], dim=3)
+            scores = torch.cat([word_scores, entity_scores], dim=2)
+            context, probs = self.attend.from_scores(scores, value, attention_mask, scale=scale)
+        else:
+            word_hidden, entity_hidden = hidden[:, :n_words], hidden[:, n_words:]
+            q_word = torch.cat([self._split(self.query(word_hidden)), self._split(self.w2e_query(word_hidden))], dim=-1)
+            q_entity = torch.cat(
+                [self._split(self.e2w_query(entity_hidden)), self._split(self.e2e_query(entity_hidden))], dim=-1
             )
-            context = context[..., : self.head_size]
+            query = torch.cat([q_word, q_entity], dim=2)
+            zeros_w = key.new_zeros(key.shape[0], key.shape[1], n_words, self.head_size)
+            zeros_e = key.new_zeros(key.shape[0], key.shape[1], key.shape[2] - n_words, self.head_size)
+            key = torch.cat(
+                [torch.cat([key[:, :, :n_words], zeros_w], dim=-1), torch.cat([zeros_e, key[:, :, n_words:]], dim=-1)],
+                dim=2,
+            )
+            # Values padded to the same doubled width: SDPA's fused kernels need equal q/v head
+            # sizes (with unequal ones it falls back to its math path, 2-4x slower on CPU).
+            value = torch.cat([value, torch.zeros_like(value)], dim=-1)
+            context = self.attend.fused(query, key, value, attention_mask, scale=scale)[..., : self.head_size]
+            probs = None
         batch = context.shape[0]
         context = context.transpose(1, 2).reshape(batch, -1, self.num_heads * self.head_size)
         return context, probs
 
+    # -- unpadded ------------------------------------------------------------------------------
 
     def forward_unpadded(
-        self, flat: torch.Tensor, layout: "UnpaddedLayout", workspace: Optional["Workspace"] = None
+        self,
+        flat: torch.Tensor,
+        layout: "UnpaddedLayout",
+        options: AttentionOptions,
+        workspace: Optional["Workspace"] = None,
     ) -> torch.Tensor:
         """Attention over the real tokens ``flat`` (``(tokens, hidden)``) of ``layout``'s rows.
 
         Shared queries: the Q/K/V projections run once over all tokens (one large product), and
         each attention group gathers its rows for one SDPA call. Entity-aware queries: each group
-        runs :meth:`forward_joint` on its ``[words | entities]`` rows. With a ``workspace``
+        runs :meth:`forward` on its ``[words | entities]`` rows. With a ``workspace``
         (inference), the projections and the context are written into its buffers.
         """
+        plain = self._plain_for_shared_queries(options)
+        entity_aware = layout.has_entities and self.use_entity_aware_attention and not plain
         if workspace is not None:
-            return self._forward_unpadded_inference(flat, layout, workspace)
-        if is_training(self) and torch.is_grad_enabled():
-            self._shared_cache = None  # the optimizer may change the queries: check again in eval
-        shared = not is_training(self) and self._queries_are_shared()
-        entity_aware = layout.has_entities and self.use_entity_aware_attention and not shared
-        hidden_size = self.num_heads * self.head_size
-        pieces = []
+            return self._unpadded_into(flat, layout, options, workspace, entity_aware)
         if entity_aware:
-            for group in layout.groups:
-                rows = flat.index_select(0, group.slots).view(group.n_rows, group.length, -1)
-                context, _ = self.forward_joint(rows, group.n_words, group.mask)
-                pieces.append(context.reshape(-1, hidden_size).index_select(0, group.real_slots))
-        else:
-            if self.fused_qkv and not is_training(self) and not torch.is_grad_enabled():
-                weight, bias = self._fused_weights()
-                query, key, value = F.linear(flat, weight, bias).split(hidden_size, dim=-1)
-            else:
-                query, key, value = self.query(flat), self.key(flat), self.value(flat)
-            scale = 1.0 / math.sqrt(self.head_size)
-            dropout = self.dropout_prob if is_training(self) else 0.0
-            for group in layout.groups:
+            pieces = [group.real(self.forward(group.gather(flat), group.n_words, group.mask, options)[0]) for group in layout.groups]
+            return layout.collect(pieces, flat)
+        query, key, value = self.qkv.project((self.query, self.key, self.value), flat, fused=self._fuse_qkv(options))
+        scale = 1.0 / math.sqrt(self.head_size)
+        pieces = []
+        for group in layout.groups:
 
-                def rows(x: torch.Tensor) -> torch.Tensor:
-                    return x.index_select(0, group.slots).view(group.n_rows, group.length, self.num_heads, self.head_size).transpose(1, 2)
+            def rows(x: torch.Tensor) -> torch.Tensor:
+                return group.gather(x, self.num_heads, self.head_size).transpose(1, 2)
 
-                q = rows(query)
-                context = F.scaled_dot_product_attention(
-                    q, rows(key), rows(value), attn_mask=group.mask.to(q.dtype), dropout_p=dropout, scale=scale
-                )
-                pieces.append(context.transpose(1, 2).reshape(-1, hidden_size).index_select(0, group.real_slots))
-        if not pieces:
-            return flat.new_zeros(flat.shape)
-        values = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
-        return values.new_zeros(flat.shape[0], hidden_size).index_copy(0, layout.real_tokens, values)
+            context = self.attend.fused(rows(query), rows(key), rows(value), group.mask, scale=scale)
+            pieces.append(group.real(context.transpose(1, 2)))
+        return layout.collect(pieces, flat)
 
-    def _forward_unpadded_inference(self, flat: torch.Tensor, layout: "UnpaddedLayout", workspace: "Workspace") -> torch.Tensor:
+    def _unpadded_into(
+        self, flat: torch.Tensor, layout: "UnpaddedLayout", options: AttentionOptions, workspace: "Workspace", entity_aware: bool
+    ) -> torch.Tensor:
         """:meth:`forward_unpadded` in inference, into ``workspace.context`` (which it returns)."""
         context = workspace.context
-        hidden_size = self.num_heads * self.head_size
-        shared = self._queries_are_shared()
-        if layout.has_entities and self.use_entity_aware_attention and not shared:
+        if entity_aware:
             for group in layout.groups:
-                rows = flat.index_select(0, group.slots).view(group.n_rows, group.length, -1)
-                values, _ = self.forward_joint(rows, group.n_words, group.mask)
-                context.index_copy_(0, group.real_tokens, values.reshape(-1, hidden_size).index_select(0, group.real_slots))
+                values, _ = self.forward(group.gather(flat), group.n_words, group.mask, options)
+                context.index_copy_(0, group.real_tokens, group.real(values))
             return context
         qkv = workspace.qkv
-        self._project_qkv(flat, qkv, workspace)
+        self.qkv.project_into((self.query, self.key, self.value), flat, qkv, workspace)
         scale = 1.0 / math.sqrt(self.head_size)
         for group in layout.groups:
-            rows = qkv.index_select(0, group.slots).view(group.n_rows, group.length, 3, self.num_heads, self.head_size)
-            query, key, value = rows.permute(2, 0, 3, 1, 4).unbind(0)
-            values = F.scaled_dot_product_attention(query, key, value, attn_mask=group.mask.to(query.dtype), scale=scale)
-            context.index_copy_(0, group.real_tokens, values.transpose(1, 2).reshape(-1, hidden_size).index_select(0, group.real_slots))
+            query, key, value = group.gather(qkv, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
+            values = self.attend.fused(query, key, value, group.mask, scale=scale)
+            context.index_copy_(0, group.real_tokens, group.real(values.transpose(1, 2)))
         return context
 
-    def _project_qkv(self, flat: torch.Tensor, qkv: torch.Tensor, workspace: "Workspace") -> None:
-        """``[query | key | value](flat)`` into ``qkv`` (``(tokens, 3 * hidden)``)."""
-        fused = getattr(self, "qkv_quantized", None)
-        if fused is not None:
-            # int8 view: one quantized product for all three, chunk by chunk.
-            for part in workspace.chunks():
-                qkv[part] = fused(flat[part])
-            return
-        hidden_size = self.num_heads * self.head_size
-        for index, proj in enumerate((self.query, self.key, self.value)):
-            columns = qkv[:, index * hidden_size : (index + 1) * hidden_size]
-            if type(proj) is nn.Linear:
-                torch.addmm(proj.bias, flat, proj.weight.t(), out=columns)
-            else:
-                for part in workspace.chunks():
-                    columns[part] = proj(flat[part])
+    # -- int8 view -----------------------------------------------------------------------------
+
+    @property
+    def qkv_quantized(self) -> Optional[nn.Module]:
+        """The one quantized ``[query | key | value]`` layer of an int8 view (None elsewhere)."""
+        return self.qkv.stacked if isinstance(self.qkv, QuantizedQkv) else None
+
+    def quantized_copy(self, quantize: Callable[[Sequence[nn.Linear]], nn.Module]) -> "EntityAwareSelfAttention":
+        """This attention for int8 inference; every module but the projections is shared.
+
+        ``quantize(layers)``: one quantized layer computing the float ``layers``' outputs side by
+        side. The quantized projections have no weight tensors to compare, so the shared-query
+        answer is fixed now; with shared queries, unpadded inference projects Q, K and V with one
+        quantized product (:class:`~.qkv.QuantizedQkv`).
+        """
+        shared = self._queries_are_shared()
+        clone = copy.copy(self)
+        clone._modules = {
+            name: quantize([child]) if type(child) is nn.Linear else child for name, child in self._modules.items()
+        }
+        # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
+        clone._parameters = dict(self._parameters)
+        clone._buffers = dict(self._buffers)
+        clone._frozen_shared = shared
+        layers = (self.query, self.key, self.value)
+        if shared and all(type(layer) is nn.Linear for layer in layers):
+            clone.qkv = QuantizedQkv(quantize(layers))
+        else:
+            clone.qkv = QkvProjection()
+        return clone
 
 
 class AttentionOutput(nn.Module):
@@ -323,19 +294,11 @@ class Attention(nn.Module):
         self.self = EntityAwareSelfAttention(config)
         self.output = AttentionOutput(config)
 
-    def forward_joint(self, hidden, n_words, attention_mask, output_attentions=False):
+    def forward(self, hidden, n_words, attention_mask, options: AttentionOptions, output_attentions=False):
         """Self-attention and output over the joint ``[words | entities]`` sequence."""
-        context, probs = self.self.forward_joint(hidden, n_words, attention_mask, output_attentions)
+        context, probs = self.self(hidden, n_words, attention_mask, options, output_attentions)
         return self.output(context, hidden), probs
 
-    def forward_unpadded(self, flat, layout):
+    def forward_unpadded(self, flat, layout, options: AttentionOptions):
         """Self-attention and output over the real tokens (see :mod:`.unpadded`)."""
-        return self.output(self.self.forward_unpadded(flat, layout), flat)
-
-    def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
-        word_out, entity_out, probs = self.self(word_hidden, entity_hidden, attention_mask, output_attentions)
-        if entity_hidden is None:
-            return self.output(word_out, word_hidden), None, probs
-        n_words = word_hidden.shape[1]
-        out = self.output(torch.cat([word_out, entity_out], dim=1), torch.cat([word_hidden, entity_hidden], dim=1))
-        return out[:, :n_words], out[:, n_words:], probs
+        return self.output(self.self.forward_unpadded(flat, layout, options), flat)

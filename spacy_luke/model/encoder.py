@@ -8,7 +8,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import Attention
+from .attention_options import AttentionOptions, resolve
 from .config import LukeConfig
+from .masking import AttentionMask
 from .mode import Dropout, is_training
 from .unpadded import UnpaddedLayout, Workspace
 
@@ -58,58 +60,62 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = Output(config)
 
-    def forward_joint(self, hidden, n_words, attention_mask, output_attentions=False):
+    def forward(self, hidden, n_words, attention_mask, options: AttentionOptions, output_attentions=False):
         """The layer over the joint ``[words | entities]`` sequence (``n_words`` None: words only)."""
-        attended, probs = self.attention.forward_joint(hidden, n_words, attention_mask, output_attentions)
+        attended, probs = self.attention(hidden, n_words, attention_mask, options, output_attentions)
         return self.output(self.intermediate(attended), attended), probs
 
-    def forward_unpadded(self, flat, layout, workspace: Optional[Workspace] = None):
+    def forward_unpadded(self, flat, layout, options: AttentionOptions, workspace: Optional[Workspace] = None):
         """The layer over the real tokens ``(tokens, hidden)`` of ``layout`` (see :mod:`.unpadded`).
 
         With a ``workspace`` (inference) the output goes into one of its buffers, and the work
         after attention runs chunk by chunk.
         """
         if workspace is None:
-            attended = self.attention.forward_unpadded(flat, layout)
+            attended = self.attention.forward_unpadded(flat, layout, options)
             return self.output(self.intermediate(attended), attended)
-        context = self.attention.self.forward_unpadded(flat, layout, workspace)
+        context = self.attention.self.forward_unpadded(flat, layout, options, workspace)
         out = workspace.output_for(flat)
         for part in workspace.chunks():
             attended = self.attention.output(context[part], flat[part])
             out[part] = self.output(self.intermediate(attended), attended)
         return out
 
-    def forward(self, word_hidden, entity_hidden, attention_mask, output_attentions=False):
-        word_att, entity_att, probs = self.attention(word_hidden, entity_hidden, attention_mask, output_attentions)
-        joint = word_att if entity_att is None else torch.cat([word_att, entity_att], dim=1)
-        out = self.output(self.intermediate(joint), joint)
-        n_words = word_hidden.shape[1]
-        return out[:, :n_words], (None if entity_att is None else out[:, n_words:]), probs
-
 
 class Encoder(nn.Module):
-    def __init__(self, config: LukeConfig):
+    """The layers over ``[words | entities]``, run as its :class:`AttentionOptions` say.
+
+    ``options`` is one immutable object, replaced as a whole (``set_attention_options`` on the
+    model); a call may change it for itself with :func:`~.attention_options.attention_options`.
+    """
+
+    def __init__(self, config: LukeConfig, options: Optional[AttentionOptions] = None):
         super().__init__()
         self.layer = nn.ModuleList([Layer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
-        # Unpadded execution (see .unpadded): off by default, so padded slots keep the values the
-        # padded computation gives them; the spaCy pipes switch it on.
-        self.unpad = False
+        # Unpadded execution (see .unpadded) is off by default, so padded slots keep the values
+        # the padded computation gives them; the spaCy pipes ask for it on each call.
+        self.options = options if options is not None else AttentionOptions()
+
+    @property
+    def unpad(self) -> bool:
+        """Whether the layers run on the real tokens only (``options.unpad``)."""
+        return self.options.unpad
+
+    @unpad.setter
+    def unpad(self, value: bool) -> None:
+        self.options = self.options.replace(unpad=bool(value))
 
     def forward(
         self,
         word_hidden: torch.Tensor,
         entity_hidden: Optional[torch.Tensor],
-        attention_mask: torch.Tensor,
+        mask: AttentionMask,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-        token_mask: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[List], Optional[List], Optional[List]]:
-        """The layers over ``[words | entities]``.
-
-        ``attention_mask``: additive, ``(batch, 1, 1, length)``. ``token_mask``: ``(batch, length)``,
-        nonzero for real tokens; with ``unpad`` set it lets the layers run on the real tokens only.
-        """
+        """The layers over ``[words | entities]`` (``mask``: that joint sequence's real tokens)."""
+        options = resolve(self.options)
         word_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         entity_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         attentions: Optional[List[torch.Tensor]] = [] if output_attentions else None
@@ -117,30 +123,26 @@ class Encoder(nn.Module):
         n_words = word_hidden.shape[1] if entity_hidden is not None else None
         split = word_hidden.shape[1]
         hidden = word_hidden if entity_hidden is None else torch.cat([word_hidden, entity_hidden], dim=1)
-        unpadded = (
-            self.unpad
-            and token_mask is not None
-            and not output_hidden_states
-            and not output_attentions
-            and not (self.gradient_checkpointing and is_training(self))
-        )
+        checkpointing = self.gradient_checkpointing and is_training(self)
+        # Hidden states, attentions and checkpointed training need every slot: the padded path.
+        unpadded = options.unpad and not output_hidden_states and not output_attentions and not checkpointing
         if unpadded:
-            layout = UnpaddedLayout.build(token_mask, n_words, attention_mask.dtype)
+            layout = UnpaddedLayout.build(mask.token_mask, n_words, mask.additive.dtype)
             flat = layout.unpad(hidden)
             workspace = Workspace(flat) if Workspace.wanted(flat, is_training(self)) else None
             for layer in self.layer:
-                flat = layer.forward_unpadded(flat, layout, workspace)
+                flat = layer.forward_unpadded(flat, layout, options, workspace)
             hidden = layout.pad(flat)
         for layer in self.layer if not unpadded else ():
             if output_hidden_states:
                 word_states.append(hidden[:, :split])
                 entity_states.append(None if n_words is None else hidden[:, split:])
-            if self.gradient_checkpointing and is_training(self):
+            if checkpointing:
                 hidden, probs = torch.utils.checkpoint.checkpoint(
-                    layer.forward_joint, hidden, n_words, attention_mask, output_attentions, use_reentrant=False
+                    layer, hidden, n_words, mask.additive, options, output_attentions, use_reentrant=False
                 )
             else:
-                hidden, probs = layer.forward_joint(hidden, n_words, attention_mask, output_attentions)
+                hidden, probs = layer(hidden, n_words, mask.additive, options, output_attentions)
             if output_attentions:
                 attentions.append(probs)
         if output_hidden_states:

@@ -1,8 +1,6 @@
 """The LUKE task models: a LukeModel (``self.luke``) plus one head each, with their losses."""
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 from torch.nn import functional as F

@@ -6,10 +6,12 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .attention import ATTENTION_IMPLS, EntityAwareSelfAttention
+from .attention import EntityAwareSelfAttention
+from .attention_options import IMPLS
 from .config import LukeConfig
 from .embeddings import EntityEmbeddings, WordEmbeddings
 from .encoder import Encoder, Pooler
+from .masking import AttentionMask
 from .outputs import LukeModelOutput
 from .pretrained import PretrainedMixin
 
@@ -45,13 +47,20 @@ class LukePreTrainedModel(PretrainedMixin, nn.Module):
             for name, param in module.named_parameters(recurse=False):
                 nn.init.zeros_(param)  # free-standing biases (LM / entity prediction heads)
 
+    def set_attention_options(self, **changes) -> None:
+        """Change the attention options (:class:`~.attention_options.AttentionOptions`) of every encoder.
+
+        For one call only, in one thread, use :func:`~.attention_options.attention_options` instead.
+        """
+        for module in self.modules():
+            if isinstance(module, Encoder):
+                module.options = module.options.replace(**changes)
+
     def set_attention_implementation(self, impl: str) -> None:
         """``"sdpa"`` (fused, default) or ``"eager"`` (the four score blocks written out)."""
-        if impl not in ATTENTION_IMPLS:
-            raise ValueError(f"Unknown attention implementation {impl!r}; choose one of {ATTENTION_IMPLS}.")
-        for module in self.modules():
-            if isinstance(module, EntityAwareSelfAttention):
-                module.impl = impl
+        if impl not in IMPLS:
+            raise ValueError(f"Unknown attention implementation {impl!r}; choose one of {IMPLS}.")
+        self.set_attention_options(impl=impl)
 
     def detect_shared_queries(self) -> bool:
         """Mark layers whose entity-aware queries equal ``query`` (plain attention is then exact)."""
@@ -62,14 +71,6 @@ class LukePreTrainedModel(PretrainedMixin, nn.Module):
         for module in self.modules():
             if isinstance(module, Encoder):
                 module.gradient_checkpointing = True
-
-    def train(self, mode: bool = True):
-        # Training changes the queries: never keep the shared-query shortcut once they may differ.
-        if mode:
-            for module in self.modules():
-                if isinstance(module, EntityAwareSelfAttention):
-                    module.queries_shared = False
-        return super().train(mode)
 
     @property
     def device(self) -> torch.device:
@@ -171,10 +172,12 @@ class LukeModel(LukePreTrainedModel):
             if entity_attention_mask is None:
                 entity_attention_mask = torch.ones(entity_ids.shape, device=device)
             mask = torch.cat([attention_mask, entity_attention_mask.to(attention_mask.dtype)], dim=-1)
-        dtype = word_hidden.dtype
-        additive = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
         word_hidden, entity_hidden, word_states, entity_states, attentions = self.encoder(
-            word_hidden, entity_hidden, additive, output_hidden_states, output_attentions, token_mask=mask
+            word_hidden,
+            entity_hidden,
+            AttentionMask.from_token_mask(mask, word_hidden.dtype),
+            output_hidden_states,
+            output_attentions,
         )
         pooled = self.pooler(word_hidden) if self.pooler is not None else None
         return LukeModelOutput(

@@ -1,6 +1,10 @@
-"""Inference precision modes: float32, bfloat16 / float16 autocast, int8 dynamic quantization.
+"""Prediction precision modes, one registry: :data:`MODES` (names in :data:`PRECISIONS`).
 
-``precision`` is one of :data:`PRECISIONS`:
+Each mode is one :class:`Precision`, named once with everything that differs between modes: the
+autocast dtype of its forward pass, the inference view it runs, the devices it runs on (and the
+mode that runs elsewhere), and where it runs but slowly. Nothing outside this module checks a
+mode's name: the spaCy glue (``spacy_luke.layers.luke_model``) asks the registry. Adding a mode
+is adding a :class:`Precision` here.
 
 - ``"float32"``: the weights as loaded, no autocast (the reference numbers).
 - ``"bfloat16"`` / ``"float16"``: the forward pass runs under ``torch.autocast`` on the model's
@@ -8,16 +12,15 @@
   softmax stay float32 (no second copy of the weights). On a CPU without native bfloat16
   (AVX512-BF16 or AMX) the 16-bit products are emulated and *slower* than float32: a warning
   says so.
-- ``"int8"``: CPU only. Every ``nn.Linear`` of the encoder is replaced by a dynamically quantized
-  one (7-bit weights per output channel, 8-bit activations quantized per batch, see
-  ``WEIGHT_QUANT_RANGE``); the heads' output
-  layers stay float32 (see ``_KEEP_FLOAT``). This happens in an inference view
-  that shares every other module (embeddings, LayerNorms) with the float model, so the float
-  weights stay trainable and saveable. :func:`inference_view` builds it.
+- ``"int8"``: CPU only (float32 elsewhere, with a warning). Every ``nn.Linear`` of the encoder is
+  replaced by a dynamically quantized one (7-bit weights per output channel, 8-bit activations
+  quantized per batch, see ``WEIGHT_QUANT_RANGE``); the heads' output layers stay float32 (see
+  ``_KEEP_FLOAT``). This happens in an inference view that shares every other module
+  (embeddings, LayerNorms) with the float model, so the float weights stay trainable and
+  saveable. :func:`quantize_linears` builds it.
 
-:func:`precision_context` gives the autocast context of a mode; :func:`inference_view` the
-module to run for a mode; :func:`effective_precision` the mode a device can run. Both are used by the spaCy glue (``spacy_luke.layers.luke_model``);
-nothing here imports spaCy.
+The functions :func:`effective_precision`, :func:`precision_context` and :func:`inference_view`
+take a mode's name. Nothing here imports spaCy.
 """
 from __future__ import annotations
 
@@ -26,27 +29,21 @@ import copy
 import functools
 import logging
 import warnings
-from typing import ContextManager, Tuple, Union
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 logger = logging.getLogger("spacy_luke")
 
-PRECISIONS = ("float32", "bfloat16", "float16", "int8")
-_AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+Device = Union[str, torch.device]
 _WARNED = set()
 # Linear layers left in float32 by int8 quantization: an untied LM decoder (its ``.weight`` is read
 # directly), and the heads' output layers (``classifier``, ``qa_outputs``). Those produce the logits
 # the decisions are made on, cost next to nothing (a few outputs per row), and quantizing their
 # input, the concatenated hidden states, per tensor is where int8 flips near decisions.
 _KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
-
-
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
-    return precision
 
 
 def cpu_has_native_bf16() -> bool:
@@ -68,47 +65,115 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _device_type(device: Union[str, torch.device]) -> str:
+def _device_type(device: Device) -> str:
     return torch.device(device).type
 
 
-def effective_precision(precision: str, device: Union[str, torch.device]) -> str:
-    """The mode that will run on ``device``: ``precision``, or float32 for int8 off the CPU.
+@dataclass(frozen=True)
+class Precision:
+    """One prediction precision mode (training always runs on the float32 weights).
 
-    Warns (once) when the mode will run but slowly (16-bit autocast on a CPU without native
-    support) and when int8 is asked for on a GPU (dynamic quantization is CPU-only).
+    name: what users write (``precision = "int8"``).
+    autocast: dtype of the ``torch.autocast`` the forward pass runs under (None: no autocast).
+    view: builds the module predictions run from the float model (None: the model itself).
+        Views share the float weights: they are rebuilt when those change.
+    devices: the device types the mode runs on (None: all). Elsewhere ``fallback`` runs, after
+        the warning ``fallback_warning`` (formatted with ``kind``, the device type).
+    slow: ``(device type, test, warning)``: where the mode runs but slowly when ``test()`` is true.
     """
-    check_precision(precision)
-    kind = _device_type(device)
-    if precision == "int8" and kind != "cpu":
-        _warn_once(
-            f"int8-{kind}",
-            f"precision='int8' (dynamic quantization) runs on the CPU only; the model is on {kind}, so it runs "
-            "in float32. Use 'float16' or 'bfloat16' on the GPU.",
-        )
-        return "float32"
-    if kind == "cpu" and precision == "bfloat16" and not cpu_has_native_bf16():
-        _warn_once(
-            "bf16-cpu",
-            "precision='bfloat16' on a CPU without AVX512-BF16/AMX: bfloat16 products are emulated and slower "
-            "than float32 here. 'int8' is the fast CPU mode.",
-        )
-    if kind == "cpu" and precision == "float16":
-        _warn_once(
-            "fp16-cpu",
-            "precision='float16' on the CPU: most CPUs have no fast float16 matrix products; this is usually "
-            "slower than float32. 'int8' is the fast CPU mode.",
-        )
-    return precision
+
+    name: str
+    autocast: Optional[torch.dtype] = None
+    view: Optional[Callable[[nn.Module], nn.Module]] = None
+    devices: Optional[Tuple[str, ...]] = None
+    fallback: str = "float32"
+    fallback_warning: str = ""
+    slow: Tuple[Tuple[str, Callable[[], bool], str], ...] = ()
+
+    def on(self, device: Device) -> "Precision":
+        """The mode that runs on ``device``: this one, or its fallback. Warns (once) as it says."""
+        kind = _device_type(device)
+        if self.devices is not None and kind not in self.devices:
+            _warn_once(f"{self.name}-{kind}", self.fallback_warning.format(kind=kind))
+            return get_precision(self.fallback).on(device)
+        for slow_kind, test, warning in self.slow:
+            if kind == slow_kind and test():
+                _warn_once(f"{self.name}-slow-{kind}", warning)
+        return self
+
+    def context(self, device: Device) -> ContextManager:
+        """The autocast context of this mode on ``device`` (a null context without autocast)."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=_device_type(device), dtype=self.autocast)
+
+    def inference_module(self, model: nn.Module) -> nn.Module:
+        """The module to run predictions with: ``model`` itself, or this mode's view of it."""
+        return model if self.view is None else self.view(model)
 
 
-def precision_context(precision: str, device: Union[str, torch.device]) -> ContextManager:
+#: The modes, in the order users see them.
+MODES: Dict[str, Precision] = {
+    mode.name: mode
+    for mode in (
+        Precision("float32"),
+        Precision(
+            "bfloat16",
+            autocast=torch.bfloat16,
+            slow=(
+                (
+                    "cpu",
+                    lambda: not cpu_has_native_bf16(),
+                    "precision='bfloat16' on a CPU without AVX512-BF16/AMX: bfloat16 products are emulated and slower "
+                    "than float32 here. 'int8' is the fast CPU mode.",
+                ),
+            ),
+        ),
+        Precision(
+            "float16",
+            autocast=torch.float16,
+            slow=(
+                (
+                    "cpu",
+                    lambda: True,
+                    "precision='float16' on the CPU: most CPUs have no fast float16 matrix products; this is usually "
+                    "slower than float32. 'int8' is the fast CPU mode.",
+                ),
+            ),
+        ),
+        Precision(
+            "int8",
+            view=lambda model: quantize_linears(model).eval(),
+            devices=("cpu",),
+            fallback="float32",
+            fallback_warning="precision='int8' (dynamic quantization) runs on the CPU only; the model is on {kind}, "
+            "so it runs in float32. Use 'float16' or 'bfloat16' on the GPU.",
+        ),
+    )
+}
+PRECISIONS = tuple(MODES)
+
+
+def get_precision(precision: str) -> Precision:
+    """The registered mode named ``precision`` (a ValueError naming the choices otherwise)."""
+    try:
+        return MODES[precision]
+    except (KeyError, TypeError):
+        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}.") from None
+
+
+def check_precision(precision: str) -> str:
+    return get_precision(precision).name
+
+
+def effective_precision(precision: str, device: Device) -> str:
+    """The name of the mode that will run on ``device`` (see :meth:`Precision.on`)."""
+    return get_precision(precision).on(device).name
+
+
+def precision_context(precision: str, device: Device) -> ContextManager:
     """The autocast context of ``precision`` on ``device`` (a null context for float32 / int8)."""
-    check_precision(precision)
-    dtype = _AUTOCAST.get(precision)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=_device_type(device), dtype=dtype)
+    return get_precision(precision).context(device)
 
 
 #: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
@@ -186,6 +251,7 @@ def quantize_linears(module: nn.Module) -> nn.Module:
 
     Only containers on the way to a Linear are copied (shallowly); every other submodule and
     parameter is shared with ``module``, so the copy costs about a quarter of the Linear weights.
+    Attention modules make their own copy (:meth:`EntityAwareSelfAttention.quantized_copy`).
     """
     from .attention import EntityAwareSelfAttention
 
@@ -204,6 +270,15 @@ def quantize_linears(module: nn.Module) -> nn.Module:
         quantized.outlier_ratio = OUTLIER_RATIO
         return quantized
 
+    def quantize_side_by_side(layers: Sequence[nn.Linear]) -> nn.Module:
+        """One quantized layer computing the float ``layers``' outputs side by side."""
+        if len(layers) == 1:
+            return quantize(layers[0])
+        stacked = nn.Linear(layers[0].in_features, sum(layer.out_features for layer in layers))
+        stacked.weight.copy_(torch.cat([layer.weight for layer in layers]))
+        stacked.bias.copy_(torch.cat([layer.bias for layer in layers]))
+        return quantize(stacked, tuple(layer.weight for layer in layers))
+
     def convert(node: nn.Module, path: str = "") -> nn.Module:
         if type(node) is nn.Linear and _keeps_float(path):
             return node  # shared, float32
@@ -211,6 +286,8 @@ def quantize_linears(module: nn.Module) -> nn.Module:
             return quantize(node)
         if not any(type(m) is nn.Linear for m in node.modules()):
             return node
+        if isinstance(node, EntityAwareSelfAttention):
+            return node.quantized_copy(quantize_side_by_side)
         clone = copy.copy(node)
         clone._modules = {
             key: (convert(child, f"{path}.{key}" if path else key) if child is not None else None)
@@ -219,19 +296,6 @@ def quantize_linears(module: nn.Module) -> nn.Module:
         # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
         clone._parameters = dict(node._parameters)
         clone._buffers = dict(node._buffers)
-        if isinstance(node, EntityAwareSelfAttention):
-            # The quantized projections have no weight tensors to compare: fix the answer now.
-            clone.frozen_shared = node._queries_are_shared()
-            clone.queries_shared = clone.frozen_shared
-            clone.fused_qkv = False
-            if clone.frozen_shared and all(type(getattr(node, n)) is nn.Linear for n in ("query", "key", "value")):
-                # One quantized product for Q, K and V (used by unpadded inference): the weight
-                # scales are per output channel and the input's scale is the same for all three,
-                # so it computes what the three separate ones do, quantizing the input once.
-                fused = nn.Linear(node.query.in_features, 3 * node.query.out_features)
-                fused.weight.copy_(torch.cat([node.query.weight, node.key.weight, node.value.weight]))
-                fused.bias.copy_(torch.cat([node.query.bias, node.key.bias, node.value.bias]))
-                clone.qkv_quantized = quantize(fused, (node.query.weight, node.key.weight, node.value.weight))
         return clone
 
     with torch.no_grad():
@@ -239,8 +303,5 @@ def quantize_linears(module: nn.Module) -> nn.Module:
 
 
 def inference_view(model: nn.Module, precision: str) -> nn.Module:
-    """The module to run for ``precision``: ``model`` itself, or its int8-quantized view."""
-    check_precision(precision)
-    if precision == "int8":
-        return quantize_linears(model).eval()
-    return model
+    """The module to run for ``precision``: ``model`` itself, or its view (int8: quantized)."""
+    return get_precision(precision).inference_module(model)

@@ -8,8 +8,11 @@ Only attention needs rows: the rows are gathered into small padded groups of sim
 (:class:`AttentionGroup`), each attended with one SDPA call, and scattered back.
 
 A group is laid out as ``[words | entities]`` again (words padded to the group's longest word
-part, entities to its longest entity part), so the entity-aware attention of
-:meth:`EntityAwareSelfAttention.forward_joint` runs on it unchanged.
+part, entities to its longest entity part), so the padded entity-aware attention
+(:meth:`EntityAwareSelfAttention.forward`) runs on it unchanged.
+
+The encoder takes this path when its options say so (``AttentionOptions.unpad``, see
+:mod:`.attention_options`); the spaCy pipes ask for it on each call.
 
 The real tokens give the same states as in the padded batch (padding never changes a real
 token's result); the padded slots of the returned states are zeros instead of the values the
@@ -31,6 +34,8 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from .masking import additive_from_real
+
 #: Attention groups may hold at most this share of padded slots over real ones.
 GROUP_MAX_PADDING = 0.1
 #: ... and at most this many slots (bounds the memory of one SDPA call).
@@ -50,6 +55,17 @@ class AttentionGroup:
     mask: torch.Tensor  # (rows, 1, 1, length) additive: 0 for real slots, dtype min for padding
     real_slots: torch.Tensor  # slot indices holding real tokens
     real_tokens: torch.Tensor  # the flat token index of each of them
+
+    def gather(self, flat: torch.Tensor, *shape: int) -> torch.Tensor:
+        """The group's rows of ``flat`` (``(tokens, width)``): ``(n_rows, length, *shape)``, ``shape`` splitting ``width``.
+
+        Padding slots hold token 0's values; the mask hides them.
+        """
+        return flat.index_select(0, self.slots).view(self.n_rows, self.length, *(shape or (-1,)))
+
+    def real(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(n_rows, length, ...)`` values -> ``(real slots, width)``: those of the real slots, in slot order."""
+        return rows.reshape(self.n_rows * self.length, -1).index_select(0, self.real_slots)
 
 
 @dataclass
@@ -96,7 +112,6 @@ class UnpaddedLayout:
         groups: List[AttentionGroup] = []
         current: List[int] = []
         max_w = max_e = real = 0
-        min_value = torch.finfo(dtype).min
 
         def close(rows: List[int]) -> None:
             rows_arr = np.asarray(rows, dtype=np.int64)
@@ -112,14 +127,13 @@ class UnpaddedLayout:
             start = row_first[rows_arr, None] + np.where(is_word_slot[None, :], 0, word_counts[rows_arr, None])
             slots = np.where(real_slot, start + within, 0).reshape(-1)
             real_flat = np.flatnonzero(real_slot.reshape(-1))
-            additive = np.where(real_slot, 0.0, min_value)[:, None, None, :]
             groups.append(
                 AttentionGroup(
                     slots=torch.from_numpy(slots).to(device),
                     n_rows=len(rows),
                     length=width,
                     n_words=w if n_words is not None else None,
-                    mask=torch.from_numpy(additive).to(device=device, dtype=dtype),
+                    mask=additive_from_real(real_slot, dtype, device),
                     real_slots=torch.from_numpy(real_flat).to(device),
                     real_tokens=torch.from_numpy(slots[real_flat]).to(device),
                 )
@@ -157,6 +171,16 @@ class UnpaddedLayout:
         """``(tokens, hidden)`` -> ``(batch, length, hidden)``, zeros in the padded slots."""
         out = flat.new_zeros(self.batch * self.length, flat.shape[-1])
         return out.index_copy(0, self.flat_index, flat).view(self.batch, self.length, -1)
+
+    def collect(self, pieces: List[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """The groups' :meth:`AttentionGroup.real` values (in group order) -> ``(tokens, width)`` in token order.
+
+        ``like``: the ``(tokens, hidden)`` input (zeros of its shape when there is no group).
+        """
+        if not pieces:
+            return like.new_zeros(like.shape)
+        values = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        return values.new_zeros(like.shape[0], values.shape[-1]).index_copy(0, self.real_tokens, values)
 
 
 class Workspace:

@@ -29,9 +29,6 @@ from .loaders import LukeCheckpoint
 # is written separately: it may have been pruned).
 WORD_TOKENIZER_FILES = tuple(name for name in TOKENIZER_FILES if not name.startswith("entity_vocab"))
 MODEL_DIR = "luke"
-# Prediction precision modes (``spacy_luke.model.precision.PRECISIONS``; kept here so that
-# constructing a pipe imports no torch).
-PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 # Padded batches may hold at most this share of padding (word + entity slots) over real ones.
 # The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
 # only), so padding costs the embeddings and memory, not the layers' work: batches may be loose.
@@ -80,8 +77,7 @@ class LukePipe(TrainablePipe):
         precision: str = "float32",
         **cfg: Any,
     ):
-        if precision not in PRECISIONS:
-            raise ValueError(f"[{name}] precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        _check_precision(name, precision)
         if max_entities_per_pass < 1:
             raise ValueError(f"[{name}] max_entities_per_pass must be at least 1, got {max_entities_per_pass}.")
         if max_batch_cost < 1:
@@ -291,3 +287,23 @@ class LukePipe(TrainablePipe):
     @property
     def label_data(self) -> List[str]:
         return list(self.labels)
+
+
+def _check_precision(pipe_name: str, precision: str) -> None:
+    """A clear error for an unknown precision mode, from the one registry of modes (model/precision.py)."""
+    try:
+        from ..model.precision import get_precision
+    except ImportError:  # torch cannot be imported here: the mode is checked when the weights load
+        return
+    try:
+        get_precision(precision)
+    except ValueError as err:
+        raise ValueError(f"[{pipe_name}] {err}") from None
+
+
+def __getattr__(name: str):
+    if name == "PRECISIONS":  # the precision modes, from their one registry
+        from ..model.precision import PRECISIONS
+
+        return PRECISIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

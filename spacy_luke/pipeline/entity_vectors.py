@@ -79,7 +79,7 @@ def make_luke_entity_vectors(
     max_entities_per_pass (int): spans per model input; more reuse the same words in further passes.
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
-    precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
     """
     settings = factory_settings(locals())
     settings["lite"] = (not use_kb_ids) if lite is None else lite

@@ -95,7 +95,7 @@ def make_luke_relation_extractor(
     lite (bool): keep only the special entities of the entity table (relations use [MASK]/[MASK2] only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
-    precision (str): how predictions run: "float32", "bfloat16" / "float16" (autocast), "int8" (CPU dynamic quantization).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
     """
     return LukeRelationExtractor(nlp.vocab, model, name, **factory_settings(locals()))
 

@@ -1,0 +1,145 @@
+"""The precision modes: one registry in spacy_luke.model.precision, read by the thinc layer."""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import spacy_luke.model as ours
+from conftest import make_inputs
+from spacy_luke.model import precision
+from spacy_luke.model.precision import (
+    MODES,
+    PRECISIONS,
+    Precision,
+    effective_precision,
+    get_precision,
+    inference_view,
+    precision_context,
+)
+
+HEAD = "LukeForEntitySpanClassification"
+PACKAGE = Path(precision.__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    monkeypatch.setattr(precision, "_WARNED", set())
+
+
+def _recorded(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    return result, [str(w.message) for w in caught]
+
+
+def test_each_mode_is_named_once_with_its_settings():
+    assert PRECISIONS == tuple(MODES) == ("float32", "bfloat16", "float16", "int8")
+    assert all(isinstance(mode, Precision) and mode.name == name for name, mode in MODES.items())
+    assert {name: mode.autocast for name, mode in MODES.items()} == {
+        "float32": None,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+        "int8": None,
+    }
+    assert [name for name, mode in MODES.items() if mode.view is not None] == ["int8"]
+    assert [(name, mode.devices, mode.fallback) for name, mode in MODES.items() if mode.devices] == [("int8", ("cpu",), "float32")]
+
+
+def test_unknown_modes_name_the_choices():
+    for bad in ("double", "", None, ["int8"]):
+        with pytest.raises(ValueError, match="choose one of float32, bfloat16, float16, int8"):
+            get_precision(bad)
+    assert get_precision("int8") is MODES["int8"]
+
+
+def test_contexts():
+    assert isinstance(get_precision("float32").context("cpu"), type(precision_context("int8", "cpu")))
+    context = get_precision("bfloat16").context("cpu")
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+    with get_precision("bfloat16").context("cpu"):
+        assert torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_device_fallback_warns_once(fresh_warnings):
+    result, messages = _recorded(lambda: get_precision("int8").on("cuda"))
+    assert result is MODES["float32"]
+    assert len(messages) == 1 and "runs on the CPU only; the model is on cuda" in messages[0]
+    _, again = _recorded(lambda: effective_precision("int8", "cuda"))
+    assert again == []  # once
+    result, messages = _recorded(lambda: get_precision("int8").on("cpu"))
+    assert result is MODES["int8"] and messages == []
+    result, messages = _recorded(lambda: get_precision("float16").on(torch.device("cuda", 0)))
+    assert result is MODES["float16"] and messages == []
+
+
+def test_slow_modes_warn_where_slow(fresh_warnings, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert _recorded(lambda: effective_precision("bfloat16", "cpu")) == ("bfloat16", [])
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    name, messages = _recorded(lambda: effective_precision("bfloat16", "cpu"))
+    assert name == "bfloat16" and len(messages) == 1 and "emulated" in messages[0]
+    name, messages = _recorded(lambda: effective_precision("float16", "cpu"))
+    assert name == "float16" and len(messages) == 1 and "float16" in messages[0]
+
+
+def test_views(hf_checkpoint):
+    folder, reference = hf_checkpoint(HEAD)
+    model = ours.LukeForEntitySpanClassification.from_pretrained(folder)
+    for name in ("float32", "bfloat16", "float16"):
+        assert inference_view(model, name) is model
+    view = inference_view(model, "int8")
+    assert view is not model and not view.training
+    assert type(view.luke.encoder.layer[0].intermediate.dense) is not torch.nn.Linear
+
+
+def test_no_precision_name_checked_outside_the_registry():
+    """Modes are told apart by the registry's fields, never by comparing their names elsewhere."""
+    names = "|".join(PRECISIONS)
+    check = re.compile(rf"""(==|!=|\bin\b|\bis\b)\s*[\(\[{{]?\s*["']({names})["']|["']({names})["']\s*(==|!=|\bin\b)""")
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "precision.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf8").splitlines(), 1):
+            if check.search(line):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_a_new_mode_needs_only_the_registry(hf_checkpoint, monkeypatch):
+    """A mode added to MODES runs through the thinc layer with its own view and autocast."""
+    from thinc.api import Model
+
+    from spacy_luke.layers.luke_model import build_luke_head_model, set_torch_module
+
+    folder, reference = hf_checkpoint(HEAD)
+    model = ours.LukeForEntitySpanClassification.from_pretrained(folder)
+    built, autocast = [], []
+
+    def view(luke_model):
+        built.append(luke_model)
+        return luke_model
+
+    class Recording(Precision):
+        def context(self, device):
+            autocast.append(str(device))
+            return super().context(device)
+
+    mode = Recording("test-mode", autocast=torch.bfloat16, view=view)
+    monkeypatch.setitem(MODES, "test-mode", mode)
+    head: Model = build_luke_head_model("test", head=HEAD)
+    set_torch_module(head, model, precision="test-mode")
+    inputs = make_inputs(HEAD, reference.config)
+    batch = {key: value.numpy() for key, value in inputs.items()}
+    logits = head.predict(batch)
+    assert built == [model] and autocast  # the view was built (once) and the autocast entered
+    assert isinstance(logits, np.ndarray) and logits.shape[:2] == tuple(inputs["entity_ids"].shape)
+    head.predict(batch)
+    assert built == [model]  # cached while the weights stay the same
