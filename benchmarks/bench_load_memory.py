@@ -17,44 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
-LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, entity_emb_size=256,
-             vocab_size=50267, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import peak_rss_bytes, rss_bytes  # noqa: E402
+
+LARGE = dict(common.SHAPES["large"], vocab_size=50267, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
              use_entity_aware_attention=True)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_rss_bytes() -> int:
-    """VmHWM: this process's peak resident memory (per address space, so not inherited from a parent)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def build(folder: Path, entities: int) -> Path:
     if (folder / "config.json").is_file():
         return folder
-    import torch
-    import transformers
-
-    folder.mkdir(parents=True, exist_ok=True)
-    config = transformers.LukeConfig(entity_vocab_size=entities, **LARGE)
-    torch.manual_seed(0)
-    model = transformers.LukeModel(config)
-    model.save_pretrained(folder)
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "[MASK2]": 3}
-    vocab.update({f"Entity {i}": i for i in range(4, entities)})
-    (folder / "entity_vocab.json").write_text(json.dumps(vocab), encoding="utf8")
+    common.save_random_luke(folder, "LukeModel", seed=0, entity_vocab_size=entities, **LARGE)
+    common.write_json(folder, "entity_vocab.json", common.entity_vocab(entities))
     return folder
 
 

@@ -24,25 +24,15 @@ on the doc's NER candidates and ``centred_window`` on the typer's and relation e
 """
 import argparse
 import importlib.util
-import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")]
-    return names[0] if names else "unknown"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 
 def load_windows_file(path: Path):
@@ -63,18 +53,13 @@ def use_windows(module) -> None:
 
 
 def build_checkpoints(root: Path, max_positions: int) -> dict:
-    from pipeline_fixtures import NER_LABELS, RELATION_LABELS, TYPE_LABELS, build_checkpoint
-
-    shape = dict(max_position_embeddings=max_positions)
-    return {
-        "ner": build_checkpoint(root, f"ner-{max_positions}", "LukeForEntitySpanClassification", NER_LABELS, **shape),
-        "typer": build_checkpoint(root, f"typer-{max_positions}", "LukeForEntityClassification", TYPE_LABELS, seed=1, **shape),
-        "relations": build_checkpoint(root, f"relations-{max_positions}", "LukeForEntityPairClassification", RELATION_LABELS, seed=3, **shape),
-        "encoder": build_checkpoint(root, f"encoder-{max_positions}", "LukeModel", {0: "LABEL_0", 1: "LABEL_1"}, seed=4, **shape),
-    }
+    seeds = {"ner": 0, "typer": 1, "relations": 3, "encoder": 4}
+    return {kind: common.fixture_checkpoint(root, kind, f"{kind}-{max_positions}", seed, max_position_embeddings=max_positions)
+            for kind, seed in seeds.items()}
 
 
 def long_text(nlp, n_tokens: int) -> str:
+    common.tests_on_path()
     from tokenizer_fixtures import make_sentences
 
     parts, count, seed = [], 0, 0
@@ -126,16 +111,7 @@ def pipe_items(pipe, doc):
 
 def synthetic_ents(doc) -> None:
     """Entities of 1-3 tokens every few tokens (about as many as the tiny NER model finds), for --plan-only."""
-    from spacy.tokens import Span
-
-    rng = np.random.default_rng(0)
-    spans, i = [], 0
-    while i < len(doc):
-        width = int(rng.integers(1, 4))
-        if i + width <= len(doc):
-            spans.append(Span(doc, i, i + width, label="E"))
-        i += width + int(rng.integers(0, 3))
-    doc.ents = spans
+    doc.ents = common.random_ents(doc, np.random.default_rng(0), gap=(0, 3))
 
 
 def time_plan(nlp, doc, modules: dict) -> None:
@@ -157,14 +133,11 @@ def time_plan(nlp, doc, modules: dict) -> None:
     print(f"  plan_windows on {len(spans):,} NER candidates ({int(pieces.ends[-1]):,} pieces, budget {budget}); "
           f"centred_window on {len(cores['typer'][1]):,} entities and {len(cores['relations'][1]):,} pairs (synthetic ents):")
     for name, module in modules.items():
-        start = time.perf_counter()
-        windows, dropped = module.plan_windows(pieces.starts, pieces.ends, sentence_bounds(doc), spans, budget)
-        line = f"    {name:>16}: plan_windows {time.perf_counter() - start:8.3f} s ({len(windows)} windows, {len(dropped)} dropped)"
+        took, (windows, dropped) = common.timed(module.plan_windows, pieces.starts, pieces.ends, sentence_bounds(doc), spans, budget)
+        line = f"    {name:>16}: plan_windows {took:8.3f} s ({len(windows)} windows, {len(dropped)} dropped)"
         for what, (item_budget, item_cores) in cores.items():
-            start = time.perf_counter()
-            for core in item_cores:
-                module.centred_window(pieces.starts, pieces.ends, core, item_budget)
-            line += f"; {what} {time.perf_counter() - start:7.3f} s"
+            took, _ = common.timed(lambda: [module.centred_window(pieces.starts, pieces.ends, core, item_budget) for core in item_cores])
+            line += f"; {what} {took:7.3f} s"
         print(line)
 
 
@@ -184,11 +157,11 @@ def run_variant(folders: dict, n_tokens: int, sentences: bool, plan_only: bool, 
     for name, proc in nlp.pipeline:
         if name == "sentencizer":
             continue
-        start, start_cpu = time.perf_counter(), time.process_time()
+        watch = common.Stopwatch()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             doc = proc(doc)
-        took, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        took, cpu = watch.read()
         total += took
         total_cpu += cpu
         if name == "luke_ner":
@@ -222,8 +195,7 @@ def main() -> None:
     import spacy_luke  # noqa: F401  (registers the factories)
     from spacy_luke.pipeline import windows
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    common.set_threads(args.threads)
     root = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="bench-long-doc-"))
     root.mkdir(parents=True, exist_ok=True)
     folders = build_checkpoints(root, args.max_positions)
@@ -233,7 +205,7 @@ def main() -> None:
         modules[args.windows_from.name] = other
         if not args.plan_only:
             use_windows(other)
-    print(f"CPU: {cpu_model()}; torch threads: {torch.get_num_threads()}; checkpoints: {root}"
+    print(f"CPU: {common.cpu_model()}; torch threads: {torch.get_num_threads()}; checkpoints: {root}"
           + (f"; windows from {args.windows_from}" if args.windows_from and not args.plan_only else ""))
     for sentences in {"both": (True, False), "sentences": (True,), "unsplit": (False,)}[args.variant]:
         run_variant(folders, args.tokens, sentences, args.plan_only, modules)

@@ -30,72 +30,23 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import platform
-import random
-import statistics
-import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-CONLL_TEST = REPO.parent / "shared" / "data" / "conll2003" / "test.txt"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import SHAPES, Timer  # noqa: E402
+
 LABELS = {0: "O", 1: "PER", 2: "ORG", 3: "LOC", 4: "MISC"}
-SHAPES = {
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, entity_emb_size=256),
-    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, entity_emb_size=256),
-    # a small shape for a quick smoke run of this script
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, entity_emb_size=32),
-}
-
-
-# glibc settings that keep freed memory for reuse instead of returning it to the OS: on VMs
-# where a page fault is expensive this changes both systems' speed several times over.
-TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "4294967296", "MALLOC_TOP_PAD_": "268435456"}
-
-# ---------------------------------------------------------------------------------------- data
-
-
-def read_conll_sentences(path: Path) -> List[List[str]]:
-    sentences, current = [], []
-    for line in path.read_text(encoding="utf8").splitlines():
-        if not line.strip():
-            if current:
-                sentences.append(current)
-                current = []
-            continue
-        token = line.split()[0]
-        if token == "-DOCSTART-":
-            continue
-        current.append(token)
-    if current:
-        sentences.append(current)
-    return sentences
-
-
-def generated_sentences(n: int, seed: int = 0) -> List[List[str]]:
-    rng = random.Random(seed)
-    names = ["Tokyo", "Japan", "Paris", "Obama", "Reuters", "Germany", "EU", "Clinton", "Manchester", "United"]
-    words = ["the", "of", "said", "on", "in", "a", "to", "was", "and", "game", "minister", "talks", "won", "beat", "."]
-    return [[rng.choice(names if rng.random() < 0.2 else words) for _ in range(rng.randint(3, 30))] for _ in range(n)]
-
-
-def load_sentences(n: int, source: Optional[str]) -> Tuple[List[List[str]], str]:
-    path = Path(source) if source else CONLL_TEST
-    if path.is_file():
-        return read_conll_sentences(path)[:n], f"CoNLL-2003 {path.name}, first {n} sentences"
-    return generated_sentences(n), f"generated text ({n} sentences; {path} not found)"
 
 
 def candidate_spans(n_tokens: int, max_len: int) -> List[Tuple[int, int]]:
@@ -119,94 +70,36 @@ def build_checkpoint(folder: Path, shape: str, sentences: Sequence[Sequence[str]
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(folder))
     n_pieces = len(json.loads((folder / "vocab.json").read_text(encoding="utf8")))
-    write = lambda name, data: (folder / name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf8")  # noqa: E731
-    write("added_tokens.json", {"<ent>": n_pieces, "<ent2>": n_pieces + 1})
-    write("entity_vocab.json", {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "[MASK2]": 3})
-    write("tokenizer_config.json", {"tokenizer_class": "LukeTokenizer", "model_max_length": 512, "max_entity_length": 32,
-                                    "max_mention_length": 30, "add_prefix_space": False})
-    config = transformers.LukeConfig(
+    common.write_json(folder, "added_tokens.json", {"<ent>": n_pieces, "<ent2>": n_pieces + 1})
+    common.write_json(folder, "entity_vocab.json", common.entity_vocab(4))
+    common.write_json(folder, "tokenizer_config.json", {"tokenizer_class": "LukeTokenizer", "model_max_length": 512, "max_entity_length": 32,
+                                                        "max_mention_length": 30, "add_prefix_space": False})
+
+    def prepare(model):
+        common.tie_queries(model)
+        # Calibrate the non-entity bias: about 5% of candidate spans get an entity label.
+        tokenizer = transformers.LukeTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                                               str(folder / "entity_vocab.json"), task="entity_span_classification")
+        margins = []
+        with torch.no_grad():
+            for words in sentences[:24]:
+                text, starts = " ".join(words), np.cumsum([0] + [len(w) + 1 for w in words])
+                spans = candidate_spans(len(words), 16)
+                chars = [(int(starts[i]), int(starts[j - 1] + len(words[j - 1]))) for i, j in spans]
+                logits = model(**tokenizer(text, entity_spans=chars, max_entity_length=len(chars), return_tensors="pt")).logits[0]
+                margins.append((logits[:, 1:].max(-1).values - logits[:, 0]).numpy())
+            model.classifier.bias[0] += float(np.quantile(np.concatenate(margins), 0.95))
+
+    common.save_random_luke(
+        folder, "LukeForEntitySpanClassification", seed=seed, prepare=prepare,
         vocab_size=max(50267, n_pieces + 2), entity_vocab_size=4, max_position_embeddings=514, type_vocab_size=1,
         layer_norm_eps=1e-5, use_entity_aware_attention=True, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
         **SHAPES[shape],
     )
-    torch.manual_seed(seed)
-    model = transformers.LukeForEntitySpanClassification(config).eval()
-    with torch.no_grad():
-        for layer in model.luke.encoder.layer:
-            att = layer.attention.self
-            for proj in (att.w2e_query, att.e2w_query, att.e2e_query):
-                proj.weight.copy_(att.query.weight)
-                proj.bias.copy_(att.query.bias)
-    # Calibrate the non-entity bias: about 5% of candidate spans get an entity label.
-    tokenizer = transformers.LukeTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                                           str(folder / "entity_vocab.json"), task="entity_span_classification")
-    margins = []
-    with torch.no_grad():
-        for words in sentences[:24]:
-            text, starts = " ".join(words), np.cumsum([0] + [len(w) + 1 for w in words])
-            spans = candidate_spans(len(words), 16)
-            chars = [(int(starts[i]), int(starts[j - 1] + len(words[j - 1]))) for i, j in spans]
-            logits = model(**tokenizer(text, entity_spans=chars, max_entity_length=len(chars), return_tensors="pt")).logits[0]
-            margins.append((logits[:, 1:].max(-1).values - logits[:, 0]).numpy())
-        model.classifier.bias[0] += float(np.quantile(np.concatenate(margins), 0.95))
-    model.save_pretrained(folder)
     return folder
 
 
-# ------------------------------------------------------------------------------------- memory
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Samples the process RSS in a thread; ``peak`` is the highest value since ``reset``."""
-
-    def __init__(self, interval: float = 0.002):
-        self.interval = interval
-        self.peak = rss_bytes()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop:
-            value = rss_bytes()
-            if value > self.peak:
-                self.peak = value
-            time.sleep(self.interval)
-
-    def reset(self) -> int:
-        self.peak = rss_bytes()
-        return self.peak
-
-    def stop(self):
-        self._stop = True
-
-
 # ------------------------------------------------------------------------------------ systems
-
-
-class Timer:
-    def __init__(self):
-        self.totals: Dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, key: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.totals[key] = self.totals.get(key, 0.0) + time.perf_counter() - start
-
-    def wrap(self, key: str, fn):
-        def wrapped(*args, **kwargs):
-            with self(key):
-                return fn(*args, **kwargs)
-
-        return wrapped
 
 
 def greedy_decode(logits: np.ndarray, spans: Sequence[Tuple[int, int]], n_tokens: int, nil: int, id2label) -> List[Tuple[int, int, str]]:
@@ -311,19 +204,21 @@ def input_building(reference: Reference, ours: Ours, docs, repeats: int = 3) -> 
     """Seconds to build the model inputs of all ``docs`` (best of ``repeats``), and an ids check."""
     times = {"transformers": [], "ours_cold": [], "ours_warm": []}
     ner = ours.ner
-    encoder = ner._encoder
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def theirs():
         for doc in docs:
             reference.inputs(doc)
-        times["transformers"].append(time.perf_counter() - start)
-        encoder.clear_cache()
+
+    def ours_inputs():
+        plan = ner._plan(docs, ner._items(docs))
+        for _ in ner._padded_batches(plan.inputs):  # padded as the pipe batches them
+            pass
+
+    for _ in range(repeats):
+        times["transformers"].append(common.timed(theirs)[0])
+        ner._encoder.clear_cache()
         for key in ("ours_cold", "ours_warm"):
-            start = time.perf_counter()
-            plan = ner._plan(docs, ner._items(docs))
-            for _ in ner._padded_batches(plan.inputs):  # padded as the pipe batches them
-                pass
-            times[key].append(time.perf_counter() - start)
+            times[key].append(common.timed(ours_inputs)[0])
     # Same inputs? (ids and entity positions, pass by pass, read back from the padded batches)
     mismatches = 0
     plan = ner._plan(docs, ner._items(docs))
@@ -344,28 +239,13 @@ def _print_input_building(ib: Dict[str, float]) -> None:
           f"input mismatches: {ib['input_mismatches']}")
 
 
-def machine() -> Dict[str, str]:
-    model = "unknown"
-    flags = ""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("Flags:"):
-                flags = line
-    except OSError:
-        pass
-    native_bf16 = any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-    return {
-        "cpu": model,
-        "cores": str(os.cpu_count()),
-        "torch_threads": str(torch.get_num_threads()),
-        "native_bf16": str(native_bf16),
-        "avx512": str("avx512f" in flags.split()),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+def _finish(report: Dict, json_path: str) -> Dict:
+    """Print the input-building line (when measured), write the report as JSON (when asked)."""
+    if "input_building" in report:
+        _print_input_building(report["input_building"])
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1))
+    return report
 
 
 def main(argv=None) -> Dict:
@@ -387,78 +267,57 @@ def main(argv=None) -> Dict:
                         help="tuned: re-run with glibc keeping freed memory (MALLOC_* settings below), for both systems")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    if args.malloc == "tuned" and os.environ.get("MALLOC_TRIM_THRESHOLD_") is None:
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **TUNED_MALLOC})
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    common.use_malloc(args.malloc)
+    common.set_threads(args.threads)
 
-    sentences, source = load_sentences(args.sentences, args.data)
+    sentences, source = common.load_sentences(args.sentences, args.data)
     if args.checkpoint:
         folder = Path(args.checkpoint)
     else:
         train_text = sentences
-        conll_dir = CONLL_TEST.parent
-        if not args.data and (conll_dir / "train.txt").is_file():
-            train_text = read_conll_sentences(conll_dir / "train.txt") + read_conll_sentences(conll_dir / "test.txt")
+        if not args.data and (common.CONLL_DIR / "train.txt").is_file():
+            train_text = common.conll_sentences(common.CONLL_DIR / "train.txt") + common.conll_sentences(common.CONLL_TEST)
         folder = build_checkpoint(Path(args.work_dir) / f"luke-{args.shape}-ner-bpe{args.bpe_vocab}", args.shape, train_text, args.bpe_vocab)
     n_words = sum(len(s) for s in sentences)
     n_spans = sum(len(candidate_spans(len(s), args.max_mention_length)) for s in sentences)
-    info = machine()
+    info = common.machine()
     print(f"machine: {info}")
     print(f"checkpoint: {folder} ({args.shape} shape)")
     print(f"data: {source}: {n_words} words, {n_spans} candidate spans (max {args.max_mention_length} tokens)")
 
-    monitor = PeakRSS()
+    monitor = common.PeakRSS()
     loaded: Dict[str, int] = {}
     systems = []
-    rss0 = rss_bytes()
-    reference = None
-    if not args.skip_reference:
-        reference = Reference(folder, args.max_mention_length)
-        gc.collect()
-        loaded[reference.name] = rss_bytes() - rss0
-        systems.append(reference)
-    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        before = rss_bytes()
-        settings = {"max_batch_cost": args.max_batch_cost} if args.max_batch_cost else {}
-        ours = Ours(folder, args.max_mention_length, mode, **settings)
-        gc.collect()
-        loaded[ours.name] = rss_bytes() - before
-        systems.append(ours)
+    settings = {"max_batch_cost": args.max_batch_cost} if args.max_batch_cost else {}
+    makers = [] if args.skip_reference else [lambda: Reference(folder, args.max_mention_length)]
+    makers += [partial(Ours, folder, args.max_mention_length, m.strip(), **settings) for m in args.modes.split(",") if m.strip()]
+    for make in makers:
+        system, loaded_bytes = common.with_rss_added(make)
+        loaded[system.name] = loaded_bytes
+        systems.append(system)
+    reference = None if args.skip_reference else systems[0]
     if args.inputs_only:
         if reference is None:
             parser.error("--inputs-only needs the transformers reference (drop --skip-reference)")
         report = {"machine": info, "command": " ".join(sys.argv), "checkpoint": str(folder), "data": source, "words": n_words,
                   "spans": n_spans, "sentences": len(sentences),
                   "input_building": input_building(reference, systems[1], make_docs(systems[1].nlp.vocab, sentences), repeats=5)}
-        _print_input_building(report["input_building"])
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1))
-        return report
+        return _finish(report, args.json)
     # Warm-up (first calls allocate, JIT-select kernels, build the int8 copy)
     for system in systems:
         system.run(make_docs(systems[-1].nlp.vocab, sentences[-8:]))
         system.timer.totals.clear()
 
     vocab = systems[-1].nlp.vocab
-    results = {s.name: [] for s in systems}
-    walls = {s.name: 0.0 for s in systems}
-    peaks = {s.name: 0 for s in systems}
-    for start in range(0, len(sentences), args.chunk):
-        chunk = sentences[start : start + args.chunk]
-        for system in systems:
-            docs = make_docs(vocab, chunk)
-            gc.collect()
-            base = monitor.reset()
-            t0 = time.perf_counter()
-            results[system.name].extend(system.run(docs))
-            walls[system.name] += time.perf_counter() - t0
-            peaks[system.name] = max(peaks[system.name], monitor.peak - base)
-        done = start + len(chunk)
+
+    def progress(done, walls):
         print(f"  {done}/{len(sentences)} sentences: " + ", ".join(f"{k} {sum(len(s) for s in sentences[:done]) / v:.1f} w/s" for k, v in walls.items()), flush=True)
+
+    results, walls, peaks = common.alternate({s.name: s.run for s in systems}, sentences, args.chunk,
+                                             prepare=lambda chunk: make_docs(vocab, chunk), monitor=monitor, on_chunk=progress)
     monitor.stop()
 
-    info["malloc"] = "tuned " + " ".join(f"{k}={v}" for k, v in TUNED_MALLOC.items()) if args.malloc == "tuned" else "glibc default"
+    info["malloc"] = common.malloc_description(args.malloc)
     report = {"machine": info, "command": " ".join(sys.argv), "checkpoint": str(folder), "shape": args.shape, "data": source, "words": n_words,
               "spans": n_spans, "sentences": len(sentences), "systems": {}}
     ref_name = reference.name if reference else None
@@ -498,11 +357,7 @@ def main(argv=None) -> Dict:
               f"{e['model_s']:.2f} | {e['decode_s']:.2f} | {e['peak_rss_above_start_mb']:.0f} | "
               f"{e.get('vs_transformers', {}).get('sentences_identical', float('nan')):.4f} | "
               f"{e.get('vs_float32', {}).get('entities_found', float('nan')):.4f} |")
-    if "input_building" in report:
-        _print_input_building(report["input_building"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
-    return report
+    return _finish(report, args.json)
 
 
 if __name__ == "__main__":

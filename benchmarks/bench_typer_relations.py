@@ -15,23 +15,19 @@ float32; each side: a warm-up pass on a few docs, then the best of ``--repeats``
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--heads", type=int, default=12)
-    parser.add_argument("--intermediate", type=int, default=3072)
-    parser.add_argument("--docs", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=0)
+    for flag, default in (("--hidden", 768), ("--layers", 12), ("--heads", 12), ("--intermediate", 3072), ("--docs", 200), ("--batch", 32),
+                          ("--threads", 0)):
+        parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--repeats", type=int, default=3, help="best of N timed runs per side")
     args = parser.parse_args()
 
@@ -40,16 +36,15 @@ def main() -> None:
     import transformers
     from spacy.tokens import Span
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from pipeline_fixtures import RELATION_LABELS, TYPE_LABELS, build_checkpoint
+    common.set_threads(args.threads)
+    common.tests_on_path()
     from tokenizer_fixtures import make_sentences
 
     root = Path(tempfile.mkdtemp())
     shape = dict(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=args.heads,
                  intermediate_size=args.intermediate, entity_emb_size=256, max_position_embeddings=514)
-    typer_dir = build_checkpoint(root, "typer", "LukeForEntityClassification", TYPE_LABELS, **shape)
-    rel_dir = build_checkpoint(root, "rel", "LukeForEntityPairClassification", RELATION_LABELS, **shape)
+    typer_dir = common.fixture_checkpoint(root, "typer", **shape)
+    rel_dir = common.fixture_checkpoint(root, "relations", "rel", **shape)
 
     nlp0 = spacy.blank("en")
     # Texts whose spaCy tokens are all whitespace-separated (token-by-token pieces then equal the
@@ -59,19 +54,9 @@ def main() -> None:
         if len(t.split()) >= 6 and all(tok.whitespace_ for tok in nlp0.make_doc(t)[:-1])
     ][: args.docs]
     rng = np.random.default_rng(0)
-
-    def with_ents(nlp, text):
-        doc = nlp.make_doc(text)
-        spans, i = [], int(rng.integers(0, 2))
-        while i < len(doc) and len(spans) < 4:
-            w = int(rng.integers(1, 4))
-            if i + w <= len(doc):
-                spans.append(Span(doc, i, i + w, label="E"))
-            i += w + int(rng.integers(1, 3))
-        doc.ents = spans
-        return doc
-
-    base_docs = [with_ents(nlp0, t) for t in texts]
+    base_docs = [nlp0.make_doc(t) for t in texts]
+    for doc in base_docs:
+        doc.ents = common.random_ents(doc, rng, first=(0, 2), gap=(1, 3), limit=4)
     span_inputs = [(d.text, [(e.start_char, e.end_char)]) for d in base_docs for e in d.ents]
     pair_inputs = [(d.text, [(h.start_char, h.end_char), (t.start_char, t.end_char)]) for d in base_docs for h in d.ents for t in d.ents if h != t]
     print(f"shape: hidden={args.hidden} layers={args.layers} heads={args.heads} intermediate={args.intermediate}; "
@@ -91,26 +76,17 @@ def main() -> None:
             return np.concatenate(outs)
 
         go(items[:8])
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            logits = go(items)
-            best = min(best, time.perf_counter() - start)
-        return best, logits
+        return common.best_of(args.repeats, go, items)
 
     def run_ours(folder, factory, n_items):
         nlp = spacy.blank("en")
         nlp.add_pipe(factory, config={"pretrained": str(folder)})
         pipe = nlp.get_pipe(factory)
-        docs = [with_ents(nlp, d.text) for d in base_docs]
+        docs = [nlp.make_doc(d.text) for d in base_docs]
         for d, b in zip(docs, base_docs):
             d.ents = [Span(d, e.start, e.end, label="E") for e in b.ents]
         list(pipe.pipe(docs[:4]))
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            out = list(pipe.pipe(docs, batch_size=256))
-            best = min(best, time.perf_counter() - start)
+        best, out = common.best_of(args.repeats, lambda: list(pipe.pipe(docs, batch_size=256)))
         return best, out, pipe
 
     for name, folder, cls, task, factory, items in (

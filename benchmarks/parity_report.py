@@ -12,7 +12,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+common.tests_on_path()
 import spacy_luke.model as ours  # noqa: E402
 from conftest import HEADS, save_hf_checkpoint, make_inputs, make_labels  # noqa: E402
 from test_model_parity import OUTPUT_KEYS  # noqa: E402

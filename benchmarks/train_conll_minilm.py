@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from thinc.api import Adam, warmup_linear
 
 from spacy_luke.conll import conll_to_docs
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 
 def minilm_folder() -> Path:
@@ -42,7 +44,7 @@ def examples(nlp, docs):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--conll-dir", default=str(ROOT.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--conll-dir", default=str(common.CONLL_DIR))
     parser.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
     parser.add_argument("--max-sentences", type=int, default=0, help="stop after this many training sentences (0: one epoch)")
     parser.add_argument("--n-sents", type=int, default=1, help="sentences per doc (document context)")
