@@ -79,7 +79,7 @@ def run(nlp, docs, batch_size):
         return list(nlp.pipe(docs, batch_size=batch_size))
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(specs=st.lists(doc_specs(), min_size=1, max_size=4))
 def test_random_docs_through_four_pipes(fuzz_nlp, specs):
     one_by_one = [run(fuzz_nlp, [make_doc(fuzz_nlp, spec)], 1)[0] for spec in specs]

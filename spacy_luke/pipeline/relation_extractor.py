@@ -299,17 +299,16 @@ class LukeRelationExtractor(MarkedItemsPipe):
             labels = [negative] + labels
         return labels
 
-    def _items_and_targets(self, example: Example) -> Tuple[List[Item], np.ndarray]:
+    def _training_items(self, examples: Sequence[Example]) -> List[List[Item]]:
+        return [self._training_pairs(eg) for eg in examples]
+
+    def _training_pairs(self, example: Example) -> List[Item]:
+        """The pairs of ``example.predicted`` to train on (of the reference entities with ``use_gold_ents``)."""
         reference, predicted = example.reference, example.predicted
-        gold = {(tuple(r["head"]), tuple(r["tail"])): r["label"] for r in reference._.luke_relations or []}
-        label2id = {label: i for i, label in enumerate(self._id2label)}
-        negative = self.cfg["negative_label"]
-        if negative not in label2id:
-            raise ValueError(f"[{self.name}] the labels {self._id2label} lack the negative label {negative!r}: train with it.")
         if self.cfg["use_gold_ents"]:
             offsets = {(e.start_char, e.end_char) for e in reference.ents}
-            for head, tail in gold:
-                offsets.update([head, tail])
+            for relation in reference._.luke_relations or []:
+                offsets.update([tuple(relation["head"]), tuple(relation["tail"])])
             spans = []
             for start_char, end_char in sorted(offsets):
                 span = predicted.char_span(start_char, end_char, alignment_mode="expand")
@@ -318,7 +317,16 @@ class LukeRelationExtractor(MarkedItemsPipe):
             spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
         else:
             spans = doc_spans(self.name, self.candidates, [predicted])[0]
-        items = self._doc_pairs(predicted, spans)
+        return self._doc_pairs(predicted, spans)
+
+    def _targets(self, example: Example, items: List[Item]) -> np.ndarray:
+        """The gold label of each pair (``negative_label`` for pairs the reference does not relate)."""
+        predicted = example.predicted
+        gold = {(tuple(r["head"]), tuple(r["tail"])): r["label"] for r in example.reference._.luke_relations or []}
+        label2id = {label: i for i, label in enumerate(self._id2label)}
+        negative = self.cfg["negative_label"]
+        if negative not in label2id:
+            raise ValueError(f"[{self.name}] the labels {self._id2label} lack the negative label {negative!r}: train with it.")
         targets = []
         for (hs, he), (ts, te) in items:
             head, tail = predicted[hs:he], predicted[ts:te]
@@ -329,7 +337,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
                     f"({self.labels}). Add it before nlp.initialize() or pass all labels to initialize."
                 )
             targets.append(label2id[label])
-        return items, np.asarray(targets, dtype=np.int64)
+        return np.asarray(targets, dtype=np.int64)
 
     def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
         return cross_entropy(logits, targets, normalizer, mask)
