@@ -25,7 +25,7 @@ from ..tokenization.token_pieces import TokenPieces
 from .skeleton import ItemsPipe, Plan
 from .candidates import Suggester, split_ragged
 from .loaders import CheckpointLoader, LukeCheckpoint
-from .skipped import SkipLog, unencodable
+from .skipped import NO_PIECES, SkipLog, piece_counts, too_long
 from .windows import centred_windows, window_pieces
 
 Item = Tuple[Tuple[int, int], ...]
@@ -107,28 +107,26 @@ class MarkedItemsPipe(ItemsPipe):
         used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if len(doc_items) and len(doc)]
         for d, pieces in zip(used, self._docs_pieces([docs[d] for d in used])):
             doc, doc_items = docs[d], items[d]
-            encodable, cores = [], []
-            for k, item in enumerate(doc_items):
-                spans = np.asarray(item, dtype=np.int64).reshape(-1, 2)
-                core = np.asarray([[spans[:, 0].min(), spans[:, 1].max()]], dtype=np.int64)
-                bad = unencodable(pieces.starts, pieces.ends, spans, budget) or unencodable(pieces.starts, pieces.ends, core, budget)
-                if bad:
-                    plan.skips.add(doc, spans.tolist(), bad[0][1])
-                else:
-                    encodable.append((k, spans))
-                    cores.append(core[0])
-            if not encodable:
+            spans = np.asarray(doc_items, dtype=np.int64).reshape(len(doc_items), -1, 2)  # (items, spans per item, 2)
+            cores = np.stack([spans[:, :, 0].min(axis=1), spans[:, :, 1].max(axis=1)], axis=1)  # each item's token range
+            # One check for all items: a span without word pieces, or a core longer than the window.
+            no_pieces = (piece_counts(pieces.starts, pieces.ends, spans.reshape(-1, 2)).reshape(len(spans), -1) <= 0).any(axis=1)
+            too_long_core = piece_counts(pieces.starts, pieces.ends, cores) > budget
+            for k in np.flatnonzero(no_pieces | too_long_core).tolist():
+                plan.skips.add(doc, spans[k].tolist(), NO_PIECES if no_pieces[k] else too_long(budget))
+            encodable = np.flatnonzero(~(no_pieces | too_long_core))
+            if len(encodable) == 0:
                 continue
             if int(pieces.ends[-1]) <= budget:  # the whole doc fits: one window for all items
                 windows = [(0, len(doc))] * len(encodable)
             else:
-                windows = [tuple(w) for w in centred_windows(pieces.starts, pieces.ends, np.stack(cores), budget).tolist()]
+                windows = [tuple(w) for w in centred_windows(pieces.starts, pieces.ends, cores[encodable], budget).tolist()]
             window_pieces_of: Dict[Tuple[int, int], TokenPieces] = {}
-            for (k, spans), window in zip(encodable, windows):
+            for k, window in zip(encodable.tolist(), windows):
                 wp = window_pieces_of.get(window)
                 if wp is None:
                     wp = window_pieces_of[window] = window_pieces(pieces, window)
-                plan.add(encoder.marker_inputs_from_pieces(wp, spans - window[0]), d, [k])
+                plan.add(encoder.marker_inputs_from_pieces(wp, spans[k] - window[0]), d, [k])
         return plan
 
     # ------------------------------------------------------------------ training
