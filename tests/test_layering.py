@@ -119,6 +119,7 @@ def test_the_import_walk_resolves_relative_and_lazy_imports():
         ("model", ("tokenization", "convert", "pipeline", "layers", "cli")),
         ("tokenization", ("convert", "pipeline", "layers", "cli")),
         ("convert", ("pipeline", "layers", "cli")),
+        ("layers", ("pipeline", "convert", "cli")),
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

@@ -3,7 +3,7 @@
 Each mode is one :class:`Precision`, named once with everything that differs between modes: the
 autocast dtype of its forward pass, the inference view it runs, the devices it runs on (and the
 mode that runs elsewhere), and where it runs but slowly. Nothing outside this module checks a
-mode's name: the spaCy glue (``spacy_luke.layers.luke_model``) asks the registry. Adding a mode
+mode's name: the spaCy glue (``spacy_luke.layers.luke_shim``) asks the registry. Adding a mode
 is adding a :class:`Precision` here.
 
 - ``"float32"``: the weights as loaded, no autocast (the reference numbers).

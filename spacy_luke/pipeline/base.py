@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -21,13 +20,9 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..tokenization.files import TOKENIZER_FILES
-from ..layers.luke_model import get_torch_module, has_torch_module, set_torch_module
+from ..layers.architectures import get_pieces, get_torch_module, is_loaded, load_luke_folder, save_luke_folder, set_precision
 from .loaders import LukeCheckpoint
 
-# Word-tokenizer files of a checkpoint folder, copied into a saved pipe (the entity vocabulary
-# is written separately: it may have been pruned).
-WORD_TOKENIZER_FILES = tuple(name for name in TOKENIZER_FILES if not name.startswith("entity_vocab"))
 MODEL_DIR = "luke"
 # Padded batches may hold at most this share of padding (word + entity slots) over real ones.
 # The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
@@ -42,18 +37,6 @@ TRAINABLE_SETTINGS: Dict[str, Any] = {**SHARED_SETTINGS, "freeze_encoder": False
 def factory_settings(arguments: Dict[str, Any]) -> Dict[str, Any]:
     """A factory's arguments (``locals()``) as its pipe's keyword settings: all but nlp, name, model."""
     return {key: value for key, value in arguments.items() if key not in ("nlp", "name", "model")}
-
-
-def load_tokenizer(folder: Path, **settings):
-    """The word+entity tokenizer of a LUKE checkpoint folder (LUKE BPE, mLUKE sentencepiece, ...)."""
-    from .. import tokenization
-
-    chooser = getattr(tokenization, "load_tokenizer", None)
-    if chooser is not None:
-        return chooser(folder, **settings)
-    if (Path(folder) / "sentencepiece.bpe.model").is_file():
-        return tokenization.MLukeTokenizer.from_pretrained(folder, **settings)
-    return tokenization.LukeTokenizer.from_pretrained(folder, **settings)
 
 
 class LukePipe(TrainablePipe):
@@ -96,16 +79,15 @@ class LukePipe(TrainablePipe):
             "labels": [],
             **cfg,
         }
-        self._tokenizer = None
-        self._encoder = None
-        # The tokenizer files' bytes, kept so a saved pipe never needs the original folder.
-        self._tokenizer_files: Dict[str, bytes] = {}
+        # The model owns the weights and the tokenizer (spacy_luke.layers): the pipe only says
+        # how its predictions run.
+        set_precision(model, precision)
 
     # ------------------------------------------------------------------ loading
 
     @property
     def is_loaded(self) -> bool:
-        return self._tokenizer is not None and has_torch_module(self.model)
+        return is_loaded(self.model)
 
     @property
     def luke_model(self):
@@ -115,13 +97,24 @@ class LukePipe(TrainablePipe):
 
     @property
     def tokenizer(self):
+        """The word+entity tokenizer of the pipe's weights (loads them if needed)."""
         self._ensure_loaded()
-        return self._tokenizer
+        return get_pieces(self.model).tokenizer
 
     @property
     def doc_encoder(self):
+        """The Doc encoder (word pieces of spaCy tokens) on :attr:`tokenizer`."""
         self._ensure_loaded()
-        return self._encoder
+        return get_pieces(self.model).doc_encoder
+
+    # Loaded-only shortcuts for the pipes' hot paths (no load check per call).
+    @property
+    def _tokenizer(self):
+        return get_pieces(self.model).tokenizer
+
+    @property
+    def _encoder(self):
+        return get_pieces(self.model).doc_encoder
 
     def _ensure_loaded(self) -> None:
         if self.is_loaded:
@@ -147,35 +140,24 @@ class LukePipe(TrainablePipe):
             checkpoint = loader()
         return LukeCheckpoint(checkpoint.name_or_path, revision=checkpoint.revision, lite=checkpoint.lite or self.cfg["lite"])
 
-    def _tokenizer_settings(self) -> Dict[str, Any]:
-        return {}
-
     def _model_config(self, checkpoint_config):
         """The config to build the head with (subclasses set labels here); None keeps the checkpoint's."""
         return None
 
     def _load(self, checkpoint: LukeCheckpoint) -> None:
-        from .. import model as luke_models
-
-        folder = checkpoint.resolve()
-        tokenizer = load_tokenizer(folder, lite=checkpoint.lite, **self._tokenizer_settings())
         from ..model import LukeConfig
 
+        folder = checkpoint.resolve()
         config = self._model_config(LukeConfig.from_json_file(folder / "config.json"))
-        cls = getattr(luke_models, self.head)
-        luke_model = cls.from_pretrained(folder, lite=checkpoint.lite, config=config, revision=checkpoint.revision)
-        self._attach(luke_model, tokenizer, folder)
+        load_luke_folder(self.model, folder, lite=checkpoint.lite, config=config, revision=checkpoint.revision)
+        self._weights_arrived()
 
-    def _attach(self, luke_model, tokenizer, folder: Path) -> None:
-        from ..tokenization import DocEncoder
-
+    def _weights_arrived(self) -> None:
+        """After the model received weights (load, from_disk, from_bytes): apply the pipe's settings."""
+        luke_model = get_torch_module(self.model)
         if self.cfg["freeze_encoder"]:
             for param in luke_model.luke.parameters() if hasattr(luke_model, "luke") else luke_model.parameters():
                 param.requires_grad_(False)
-        set_torch_module(self.model, luke_model, precision=self.cfg.get("precision", "float32"))
-        self._tokenizer = tokenizer
-        self._encoder = DocEncoder(tokenizer)
-        self._tokenizer_files = {name: (folder / name).read_bytes() for name in WORD_TOKENIZER_FILES if (folder / name).is_file()}
         self._after_load(luke_model)
 
     def _after_load(self, luke_model) -> None:
@@ -203,57 +185,45 @@ class LukePipe(TrainablePipe):
 
     # ------------------------------------------------------------------ serialization
 
-    def _save_folder(self, folder: Path) -> None:
-        self._ensure_loaded()
-        folder.mkdir(parents=True, exist_ok=True)
-        get_torch_module(self.model).save_pretrained(folder)
-        for name, data in self._tokenizer_files.items():
-            (folder / name).write_bytes(data)
-        # The entity vocabulary the model was loaded with (pruned when lite).
-        srsly.write_json(folder / "entity_vocab.json", self._tokenizer.entity_vocab.to_dict())
-
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         path = util.ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
         if "model" not in exclude:
-            self._save_folder(path / MODEL_DIR)
+            self._ensure_loaded()
+            save_luke_folder(self.model, path / MODEL_DIR)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "LukePipe":
         path = util.ensure_path(path)
         if (path / "cfg").is_file():
-            self.cfg.update(srsly.read_json(path / "cfg"))
+            self._read_cfg(srsly.read_json(path / "cfg"))
         if "model" not in exclude:
             if not (path / MODEL_DIR / "config.json").is_file():
                 raise ValueError(f"[{self.name}] {path} holds no saved LUKE model ({MODEL_DIR}/config.json is missing).")
             # The saved entity vocabulary is already pruned: load it as is.
-            self._load_saved(path / MODEL_DIR)
+            load_luke_folder(self.model, path / MODEL_DIR)
+            self._weights_arrived()
         return self
-
-    def _load_saved(self, folder: Path) -> None:
-        from .. import model as luke_models
-
-        tokenizer = load_tokenizer(folder, **self._tokenizer_settings())
-        luke_model = getattr(luke_models, self.head).from_pretrained(folder)
-        self._attach(luke_model, tokenizer, folder)
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            self.to_disk(tmp, exclude=exclude)
-            files = {
-                str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
-            }
-        return srsly.msgpack_dumps(files)
+        if "model" not in exclude:
+            self._ensure_loaded()
+        serialize = {"cfg": lambda: srsly.json_dumps(self.cfg), "model": self.model.to_bytes}
+        return util.to_bytes(serialize, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LukePipe":
-        files = srsly.msgpack_loads(bytes_data)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, data in files.items():
-                target = Path(tmp) / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            self.from_disk(tmp, exclude=exclude)
+        def load_model(data: bytes) -> None:
+            self.model.from_bytes(data)
+            if self.is_loaded:
+                self._weights_arrived()
+
+        deserialize = {"cfg": lambda data: self._read_cfg(srsly.json_loads(data)), "model": load_model}
+        util.from_bytes(bytes_data, deserialize, exclude)
         return self
+
+    def _read_cfg(self, cfg: Dict[str, Any]) -> None:
+        self.cfg.update(cfg)
+        set_precision(self.model, self.cfg.get("precision", "float32"))
 
     # ------------------------------------------------------------------ training plumbing
 

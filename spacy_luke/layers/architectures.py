@@ -1,0 +1,158 @@
+"""The registered LUKE architectures: thinc layers that own a LUKE torch module and its tokenizer.
+
+One builder (:func:`build_luke_head_model`) makes all four; each registered name only says which
+head it runs and which output it returns. A layer is built empty: its :class:`LukeShim` receives
+the weights and the piece encoder later (:func:`load_luke_folder`, called by a pipe's
+``initialize``, first use or ``from_disk``; or ``Model.from_bytes``). The layer serializes them
+itself (``to_bytes`` / ``from_bytes``), holds them on thinc's current device, and runs them in
+the precision mode its pipe sets (:func:`set_precision`).
+
+Input: a padded batch (``LukeBatch``: a dict of int64 numpy arrays, the model's forward
+keywords). Output: the float array the head produces (``output``: "logits" for the
+classification heads, "entity_last_hidden_state" for entity vectors).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
+
+from .luke_shim import LukePieces, LukeShim
+
+LukeBatch = Dict[str, np.ndarray]
+LukeHeadModel = Model[LukeBatch, Any]
+
+OUTPUTS = ("logits", "entity_last_hidden_state")
+
+
+def build_luke_head_model(
+    name: str, *, head: str, output: str = "logits", mixed_precision: bool = False, grad_scaler_config: Optional[dict] = None
+) -> LukeHeadModel:
+    """A thinc layer running the ``spacy_luke.model`` class ``head``, returning its ``output``."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r}: choose one of {OUTPUTS}.")
+    shim = LukeShim(head=head, output=output, mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config)
+    return Model(name, _forward, shims=[shim], attrs={"head": head, "output": output, "mixed_precision": mixed_precision})
+
+
+_ARGUMENTS = """
+    mixed_precision (bool): run the forward pass under torch autocast (CUDA only).
+    grad_scaler_config (dict): settings of thinc's PyTorchGradScaler for mixed-precision training.
+    """
+
+
+def _architecture(registered_name: str, layer_name: str, head: str, summary: str, output: str = "logits"):
+    """Register one architecture: ``head`` (a ``spacy_luke.model`` class) returning ``output``."""
+
+    def make(mixed_precision: bool = False, grad_scaler_config: dict = {}) -> LukeHeadModel:
+        return build_luke_head_model(
+            layer_name, head=head, output=output, mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config
+        )
+
+    make.__name__ = make.__qualname__ = layer_name.replace("luke_", "", 1)
+    make.__doc__ = summary + "\n" + _ARGUMENTS
+    return registry.architectures(registered_name)(make)
+
+
+entity_span_classifier = _architecture(
+    "spacy-luke.EntitySpanClassifier.v1",
+    "luke_entity_span_classifier",
+    "LukeForEntitySpanClassification",
+    "LUKE with the entity-span classification head (NER): logits per candidate span.",
+)
+entity_classifier = _architecture(
+    "spacy-luke.EntityClassifier.v1",
+    "luke_entity_classifier",
+    "LukeForEntityClassification",
+    "LUKE with the entity classification head (entity typing): logits of the one marked span per input.",
+)
+entity_pair_classifier = _architecture(
+    "spacy-luke.EntityPairClassifier.v1",
+    "luke_entity_pair_classifier",
+    "LukeForEntityPairClassification",
+    "LUKE with the entity pair classification head (relation extraction): logits of the marked (head, tail) pair.",
+)
+entity_encoder = _architecture(
+    "spacy-luke.EntityEncoder.v1",
+    "luke_entity_encoder",
+    "LukeModel",
+    "The LUKE encoder alone (entity vectors): the last hidden state of each entity input.",
+    output="entity_last_hidden_state",
+)
+
+
+# ---------------------------------------------------------------------- what pipes call
+
+
+def luke_shim(model: LukeHeadModel) -> LukeShim:
+    return model.shims[0]
+
+
+def has_torch_module(model: LukeHeadModel) -> bool:
+    """Whether ``model`` holds a torch module (it may lack a tokenizer if one was attached by hand)."""
+    return luke_shim(model).head_model is not None
+
+
+def is_loaded(model: LukeHeadModel) -> bool:
+    """Whether ``model`` holds weights and the tokenizer that goes with them."""
+    return luke_shim(model).is_loaded
+
+
+def get_torch_module(model: LukeHeadModel):
+    """The LUKE torch module (a ``Luke*`` class instance) held by ``model``."""
+    if not has_torch_module(model):
+        raise ValueError(f"The {model.name} model has no weights yet: initialize the pipe first.")
+    return luke_shim(model).head_model
+
+
+def get_pieces(model: LukeHeadModel) -> LukePieces:
+    """The tokenizer and Doc encoder of ``model``'s weights."""
+    if not is_loaded(model):
+        raise ValueError(f"The {model.name} model has no weights yet: initialize the pipe first.")
+    return luke_shim(model).pieces
+
+
+def set_precision(model: LukeHeadModel, precision: str) -> None:
+    """Run ``model``'s predictions in ``precision`` (a mode of ``spacy_luke.model.precision``)."""
+    luke_shim(model).set_precision(precision)
+
+
+def set_torch_module(model: LukeHeadModel, head_model, pieces: Optional[LukePieces] = None, precision: Optional[str] = None) -> None:
+    """Attach (or replace) the torch module and its pieces, on thinc's current device.
+
+    precision: how predictions run (default: the layer's mode). Training always runs on the float
+    weights; predictions run under ``torch.inference_mode``.
+    """
+    shim = luke_shim(model)
+    if precision is not None:
+        shim.precision = precision
+    shim.attach(head_model, pieces if pieces is not None else shim.pieces)
+
+
+def load_luke_folder(model: LukeHeadModel, folder: Path, *, lite: bool = False, config=None, revision: Optional[str] = None) -> None:
+    """Load a LUKE checkpoint folder's weights and tokenizer into ``model`` (``config`` overrides
+    the folder's config.json, e.g. with new labels)."""
+    luke_shim(model).load_folder(Path(folder), lite=lite, config=config, revision=revision)
+
+
+def save_luke_folder(model: LukeHeadModel, folder: Path) -> None:
+    """Write ``model``'s weights and tokenizer as a Hugging Face-layout LUKE folder."""
+    luke_shim(model).save_folder(Path(folder))
+
+
+def _forward(model: LukeHeadModel, X: LukeBatch, is_train: bool):
+    shim = luke_shim(model)
+    if shim.head_model is None:
+        raise ValueError(f"The {model.name} model has no weights yet: initialize the pipe first.")
+    device = shim._model.device
+    kwargs = {key: xp2torch(model.ops.asarray(value), device=device) for key, value in X.items()}
+    Y_torch, torch_backprop = shim(ArgsKwargs(args=(), kwargs=kwargs), is_train)
+
+    def backprop(dY):
+        torch_backprop(ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": xp2torch(dY, device=device)}))
+        return X
+
+    return torch2xp(Y_torch.float()), backprop

@@ -1,0 +1,65 @@
+"""The torch module a LUKE thinc layer wraps: one LUKE head model, returning the one tensor a pipe reads.
+
+Training calls run the float weights with gradients. Prediction calls run under
+``torch.inference_mode`` in the layer's precision mode (``spacy_luke.model.precision``): its
+autocast on this device and its inference view (the int8 view is built once per weight version,
+under a lock, so threads share it). Every call runs with the pipes' attention options (real
+positions only). The module ignores ``train()`` / ``eval()``: each call says its mode through
+``spacy_luke.model.mode.call_mode`` (see :class:`spacy_luke.layers.luke_shim.LukeShim`).
+"""
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from ..model.attention_options import attention_options
+
+#: The attention options the pipes' calls run with (see ``spacy_luke.model.attention_options``):
+#: the pipes read real positions only, so the layers skip the padded slots' work.
+PIPE_ATTENTION_OPTIONS = {"unpad": True}
+
+
+class HeadOutput(torch.nn.Module):
+    """Calls ``head_model`` (a ``Luke*`` module) and returns its ``output`` tensor."""
+
+    def __init__(self, head_model: torch.nn.Module, output: str, precision):
+        super().__init__()
+        self.head_model = head_model
+        self.output = output
+        self.precision = precision  # a spacy_luke.model.precision.Precision, placed on the device
+        # (weights key, module) of the precision's inference view; not a registered submodule.
+        self._view_cache = None
+        self._view_lock = threading.Lock()
+
+    def train(self, mode: bool = True):
+        # thinc calls train()/eval() around calls; the flag is shared by all threads, so it is
+        # ignored: each call says its mode (LukeShim, call_mode).
+        return self
+
+    def _weights_key(self):
+        return tuple((p._version, p.data_ptr()) for p in self.head_model.parameters())
+
+    def _inference_model(self):
+        if self.precision.view is None:
+            return self.head_model
+        key = self._weights_key()
+        cache = self._view_cache  # one read: another thread may replace it meanwhile
+        if cache is None or cache[0] != key:
+            with self._view_lock:  # build the view once, not once per waiting thread
+                cache = self._view_cache
+                if cache is None or cache[0] != key:
+                    cache = self._view_cache = (key, self.precision.inference_module(self.head_model))
+        return cache[1]
+
+    def forward(self, **inputs):
+        with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe
+            if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
+                return getattr(self.head_model(**inputs), self.output)
+            with torch.inference_mode(), self.precision.context(self.device):
+                return getattr(self._inference_model()(**inputs), self.output)
+
+    @property
+    def device(self) -> torch.device:
+        param = next(self.head_model.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")

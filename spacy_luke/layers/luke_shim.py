@@ -1,0 +1,207 @@
+"""The thinc shim that owns a LUKE layer's torch module and its piece encoder, and serializes both.
+
+As spacy-transformers' ``HFShim`` does, the shim exists from the moment the architecture is
+built, empty; weights arrive later (:meth:`LukeShim.load_folder`, called by a pipe's
+``initialize``, first use or ``from_disk``; or :meth:`LukeShim.from_bytes`). Everything about
+where the weights live is here: their device (thinc's current one), their precision mode, and
+their serialization: a Hugging Face-layout folder (config.json, model.safetensors, tokenizer
+files, entity_vocab.json), which ``to_bytes`` packs as a dict of file bytes.
+
+Calls never flip the module's train/eval flag. thinc's ``PyTorchShim.predict`` calls
+``model.eval()`` before and ``model.train()`` after every prediction; that flag is shared by every
+thread using the pipe, so one thread's ``train()`` would turn dropout on in the middle of another
+thread's forward pass. Here each call says its mode through
+:func:`spacy_luke.model.mode.call_mode` (a context variable: per thread) and the wrapped
+:class:`~spacy_luke.layers.head_output.HeadOutput` ignores ``train()`` / ``eval()``.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import srsly
+from thinc.api import PyTorchGradScaler, PyTorchShim, get_torch_default_device
+from thinc.shims.shim import Shim
+
+from ..tokenization.files import TOKENIZER_FILES
+
+# Word-tokenizer files of a checkpoint folder, kept as bytes (the entity vocabulary is written
+# from the loaded tokenizer: it may have been pruned).
+WORD_TOKENIZER_FILES = tuple(name for name in TOKENIZER_FILES if not name.startswith("entity_vocab"))
+
+
+@dataclass
+class LukePieces:
+    """What turns text into a LUKE layer's inputs: the word+entity tokenizer, the Doc encoder
+    built on it, and the tokenizer files' bytes (so a saved layer never needs the original folder)."""
+
+    tokenizer: Any
+    doc_encoder: Any
+    files: Dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, lite: bool = False) -> "LukePieces":
+        from ..tokenization import DocEncoder, load_tokenizer
+
+        tokenizer = load_tokenizer(folder, lite=lite)
+        files = {name: (folder / name).read_bytes() for name in WORD_TOKENIZER_FILES if (folder / name).is_file()}
+        return cls(tokenizer, DocEncoder(tokenizer), files)
+
+    def save(self, folder: Path) -> None:
+        for name, data in self.files.items():
+            (folder / name).write_bytes(data)
+        srsly.write_json(folder / "entity_vocab.json", self.tokenizer.entity_vocab.to_dict())
+
+
+class LukeShim(PyTorchShim):
+    """A PyTorch shim holding one LUKE head model (wrapped in ``HeadOutput``) and its ``LukePieces``.
+
+    head: the ``spacy_luke.model`` class to build (``"LukeForEntitySpanClassification"``, ...).
+    output: the output field the layer returns (``"logits"``, ``"entity_last_hidden_state"``).
+    precision: the prediction precision mode (``spacy_luke.model.precision``); a pipe sets it.
+    """
+
+    def __init__(self, *, head: str, output: str, precision: str = "float32", mixed_precision: bool = False, grad_scaler_config: Optional[dict] = None):
+        # Not PyTorchShim.__init__: it asks torch for a device, and a pipe is built without torch.
+        Shim.__init__(self, None, config=None, optimizer=None)
+        self._mixed_precision = mixed_precision
+        self._grad_scaler_config = dict(grad_scaler_config or {})
+        self._grad_scaler = None  # made with the first weights, on their device
+        self.head = head
+        self.output = output
+        self.precision = precision
+        self.pieces: Optional[LukePieces] = None
+
+    # ------------------------------------------------------------------ the weights
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._model is not None and self.pieces is not None
+
+    @property
+    def head_model(self):
+        """The LUKE torch module (a ``Luke*`` class instance), or None before weights arrive."""
+        return None if self._model is None else self._model.head_model
+
+    def attach(self, head_model, pieces: LukePieces, device=None) -> None:
+        """Hold ``head_model`` (on ``device``, default thinc's current one; in eval mode at rest)
+        and its pieces."""
+        from ..model.precision import get_precision
+        from .head_output import HeadOutput
+
+        _single_threaded_after_fork()
+        device = get_torch_default_device() if device is None else device
+        head_model.to(device)
+        if self._grad_scaler is None:
+            self._grad_scaler = PyTorchGradScaler(**self._grad_scaler_config) if self._mixed_precision else PyTorchGradScaler(False)
+            _use_pytorch_allocator_with_cupy()
+        self._grad_scaler.to_(device)
+        head_model.eval()  # at rest; each call says whether it trains
+        self._model = HeadOutput(head_model, self.output, get_precision(self.precision).on(device))
+        self.pieces = pieces
+
+    def set_precision(self, precision: str) -> None:
+        """Run predictions in ``precision`` from now on (the weights stay as they are)."""
+        self.precision = precision
+        if self._model is not None:
+            self.attach(self._model.head_model, self.pieces, device=self._model.device)
+
+    def load_folder(self, folder: Path, *, lite: bool = False, config=None, revision: Optional[str] = None) -> None:
+        """Build the head model from a LUKE checkpoint folder (``config`` overrides its config.json)."""
+        from .. import model as luke_models
+
+        pieces = LukePieces.from_folder(folder, lite=lite)
+        head_model = getattr(luke_models, self.head).from_pretrained(folder, lite=lite, config=config, revision=revision)
+        self.attach(head_model, pieces)
+
+    def save_folder(self, folder: Path) -> None:
+        """Write the weights and tokenizer as a Hugging Face-layout LUKE folder."""
+        if not self.is_loaded:
+            raise ValueError("This LUKE layer has no weights to save yet: initialize the pipe first.")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.head_model.save_pretrained(folder)
+        self.pieces.save(folder)
+
+    # ------------------------------------------------------------------ serialization
+
+    def to_bytes(self) -> bytes:
+        if not self.is_loaded:
+            return srsly.msgpack_dumps({})
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_folder(Path(tmp))
+            files = {path.name: path.read_bytes() for path in Path(tmp).iterdir() if path.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes) -> "LukeShim":
+        files = srsly.msgpack_loads(bytes_data)
+        if not files:
+            self._model, self.pieces = None, None
+            return self
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).write_bytes(data)
+            self.load_folder(Path(tmp))  # the saved entity vocabulary is already pruned: as is
+        return self
+
+    def to_device(self, device_type: str, device_id: int):  # pragma: no cover - needs a GPU
+        if self._model is None:
+            return
+        super().to_device(device_type, device_id)
+        self.attach(self._model.head_model, self.pieces, device=self._model.device)  # the precision mode of the new device
+
+    def finish_update(self, optimizer) -> None:
+        if self._model is not None:
+            super().finish_update(optimizer)
+
+    # ------------------------------------------------------------------ calls
+
+    def predict(self, inputs):
+        from ..model.mode import call_mode  # here: importing the pipes loads no model code
+
+        with call_mode(False):
+            return super().predict(inputs)
+
+    def begin_update(self, inputs):
+        from ..model.mode import call_mode
+
+        with call_mode(True):
+            output, backprop = super().begin_update(inputs)
+
+        def backprop_in_training_mode(grads):
+            # Backward may run forward again (gradient checkpointing): in training mode too.
+            with call_mode(True):
+                return backprop(grads)
+
+        return output, backprop_in_training_mode
+
+
+_FORK_HOOK_INSTALLED = False
+
+
+def _single_threaded_after_fork() -> None:
+    """torch's OpenMP pool is not fork-safe: a forked child (``nlp.pipe(n_process=2)``) that
+    used it would hang. Children run torch single-threaded, as one process per core intends."""
+    global _FORK_HOOK_INSTALLED
+    if not _FORK_HOOK_INSTALLED:
+        import os
+
+        import torch
+
+        os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+        _FORK_HOOK_INSTALLED = True
+
+
+def _use_pytorch_allocator_with_cupy() -> None:
+    """As thinc's PyTorchShim does: on CupyOps, cupy allocates through PyTorch's memory pool."""
+    from thinc.api import get_current_ops
+    from thinc.backends import CupyOps, context_pools, set_gpu_allocator
+
+    if CupyOps.xp is not None and isinstance(get_current_ops(), CupyOps):  # pragma: no cover - needs a GPU
+        pools = context_pools.get()
+        if "pytorch" not in pools:
+            from cupy import get_default_memory_pool
+
+            set_gpu_allocator("pytorch")
+            get_default_memory_pool().free_all_blocks()
