@@ -1,6 +1,7 @@
 """Pure-PyTorch LUKE / mLUKE (no spaCy imports here)."""
 from .checkpoint import CheckpointError
 from .config import LukeConfig
+from .entity_disambiguation import LukeForEntityDisambiguation
 from .heads import (
     LukeForEntityClassification,
     LukeForEntityPairClassification,
@@ -19,6 +20,7 @@ __all__ = [
     "LukeModel",
     "LukePreTrainedModel",
     "LukeForMaskedLM",
+    "LukeForEntityDisambiguation",
     "LukeForEntityClassification",
     "LukeForEntityPairClassification",
     "LukeForEntitySpanClassification",
