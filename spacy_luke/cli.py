@@ -3,6 +3,7 @@
 - ``ner``: run luke_ner over text files (or stdin) and write JSONL or a displaCy HTML page.
 - ``convert-conll``: CoNLL-2003 style NER files to ``.spacy`` DocBins.
 - ``convert-encoder``: a BERT / RoBERTa / XLM-R checkpoint folder to a LUKE checkpoint folder.
+- ``build-kb``: an alias file and a LUKE checkpoint to a spaCy knowledge base (for entity linking).
 
 Every failure is one line on stderr, ``error: FILE[:LINE]: what is wrong; the fix``, and exit
 code 2, never a traceback; ``--debug`` (or ``SPACY_LUKE_DEBUG=1``) re-raises instead.
@@ -132,10 +133,17 @@ def build_ner_pipeline(pretrained: str, *, lang: str = "en", spacy_model: Option
 
 
 def _entities(doc) -> List[dict]:
-    return [
-        {"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text, "score": e._.luke_score}
-        for e in doc.ents
-    ]
+    from spacy.tokens import Span
+
+    with_scores = Span.has_extension("luke_kb_scores")
+    records = []
+    for e in doc.ents:
+        record = {"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text, "score": e._.luke_score, "kb_id": e.kb_id_}
+        scores = e._.luke_kb_scores if with_scores else None
+        if scores is not None:  # the entity linker's [(kb_id, probability), ...]
+            record["kb_scores"] = [[kb_id, float(p)] for kb_id, p in scores]
+        records.append(record)
+    return records
 
 
 def run_ner(args: argparse.Namespace) -> int:
@@ -165,7 +173,9 @@ def run_ner(args: argparse.Namespace) -> int:
                     docs.append(doc)
                 progress.update()
         if args.format == "html":
-            out.write(displacy.render(docs, style="ent", page=True, jupyter=False))
+            linked = any(ent.kb_id_ for doc in docs for ent in doc.ents)
+            options = {"kb_url_template": args.kb_url_template} if linked else {}
+            out.write(displacy.render(docs, style="ent", page=True, jupyter=False, options=options))
         out.flush()  # a closed pipe is reported here, not at interpreter exit
     finally:
         if out is not sys.stdout:
@@ -191,6 +201,24 @@ def run_convert_encoder(args: argparse.Namespace) -> int:
             raise
         raise CliError(f"{args.output} is not empty: add --overwrite to replace a previous conversion") from None
     print(f"Wrote a LUKE checkpoint to {folder}", file=sys.stderr)
+    return 0
+
+
+def run_build_kb(args: argparse.Namespace) -> int:
+    from .kb_tools import build_kb_with_report
+
+    aliases = input_file(args.aliases)
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CliError(f"{args.output} is a file: give build-kb a folder to write the knowledge base to")
+    kb, report = build_kb_with_report(aliases, args.checkpoint, language=args.lang)
+    kb.to_disk(output)
+    print(
+        f"Wrote a knowledge base to {output}: {report.entities} entities, {report.aliases} aliases; "
+        f"skipped {len(report.skipped_titles)} titles not in the entity vocabulary"
+        f" ({report.skipped_aliases} aliases with none left)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -242,6 +270,7 @@ def make_parser() -> argparse.ArgumentParser:
     ner.add_argument("--max-mention-length", type=_count(1), default=None, help="longest candidate span in tokens (default 16)")
     ner.add_argument("--batch-size", type=_count(1), default=32, help="texts per nlp.pipe batch (default: 32)")
     ner.add_argument("--quiet", action="store_true", help="no progress bar (there is none under 20 texts)")
+    ner.add_argument("--kb-url-template", default="https://en.wikipedia.org/wiki/{}", help="html: link of a linked entity, {} = its kb_id (default: English Wikipedia)")
 
     conll = command("convert-conll", "CoNLL-2003 style NER file -> .spacy DocBin", run_convert_conll)
     conll.add_argument("input", help="UTF-8 CoNLL file: 'token TAG ...' lines (IOB1 or IOB2 tags in the 2nd column), blank lines between sentences")
@@ -253,6 +282,12 @@ def make_parser() -> argparse.ArgumentParser:
     encoder.add_argument("source", help="local folder of the encoder: config.json, weights, tokenizer files")
     encoder.add_argument("output", help="folder to write the LUKE checkpoint to (new or empty, unless --overwrite)")
     encoder.add_argument("--overwrite", action="store_true", help="replace the files of a previous conversion in the output folder")
+
+    kb = command("build-kb", "alias file + LUKE checkpoint -> spaCy knowledge base (entity vectors = LUKE's entity embeddings)", run_build_kb)
+    kb.add_argument("aliases", help="UTF-8 TSV file of alias<TAB>title<TAB>count lines (titles without a language prefix)")
+    kb.add_argument("checkpoint", help="hub id or local folder of a LUKE / mLUKE checkpoint (with its entity vocabulary)")
+    kb.add_argument("output", help="folder to write the knowledge base to (kb.to_disk; load it with InMemoryLookupKB.from_disk)")
+    kb.add_argument("--lang", default=None, help="mLUKE: the language prefix of the titles, e.g. en (default: none, LUKE titles)")
     return parser
 
 
