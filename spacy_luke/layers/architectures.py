@@ -9,7 +9,8 @@ the precision mode its pipe sets (:func:`set_precision`).
 
 Input: a padded batch (``LukeBatch``: a dict of int64 numpy arrays, the model's forward
 keywords). Output: the float array the head produces (``output``: "logits" for the
-classification heads, "entity_last_hidden_state" for entity vectors).
+classification heads, "entity_last_hidden_state" for entity vectors, "candidate_scores" for
+entity linking).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .luke_shim import LukePieces, LukeShim
 LukeBatch = Dict[str, np.ndarray]
 LukeHeadModel = Model[LukeBatch, Any]
 
-OUTPUTS = ("logits", "entity_last_hidden_state")
+OUTPUTS = ("logits", "entity_last_hidden_state", "candidate_scores")
 
 
 def build_luke_head_model(
@@ -81,6 +82,14 @@ entity_encoder = _architecture(
     "LukeModel",
     "The LUKE encoder alone (entity vectors): the last hidden state of each entity input.",
     output="entity_last_hidden_state",
+)
+entity_disambiguator = _architecture(
+    "spacy-luke.EntityDisambiguator.v1",
+    "luke_entity_disambiguator",
+    "LukeForEntityDisambiguation",
+    "LUKE with its masked entity prediction head (entity linking): per mention, the logits of its candidate "
+    "entities and their rows, (batch, entities, candidates, 2).",
+    output="candidate_scores",
 )
 
 

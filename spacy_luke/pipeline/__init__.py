@@ -5,17 +5,21 @@ from .ner import LukeNER, make_luke_ner, make_ner_scorer
 from .corpus import make_jsonl_corpus
 from .entity_typer import LukeEntityTyper, make_entity_typer_scorer, make_luke_entity_typer
 from .entity_vectors import LukeEntityVectors, make_luke_entity_vectors
+from .entity_linker import LukeEntityLinker, make_entity_linker_scorer, make_luke_entity_linker
 from .relation_extractor import LukeRelationExtractor, make_luke_relation_extractor, make_relation_scorer
 from .relations import get_relations
 
 __all__ = [
     "LukeCheckpoint",
+    "LukeEntityLinker",
     "LukeEntityTyper",
     "LukeEntityVectors",
     "LukeNER",
     "LukeRelationExtractor",
     "get_relations",
+    "make_entity_linker_scorer",
     "make_entity_typer_scorer",
+    "make_luke_entity_linker",
     "make_jsonl_corpus",
     "make_luke_entity_typer",
     "make_luke_entity_vectors",

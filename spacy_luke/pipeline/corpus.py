@@ -3,19 +3,21 @@
 One JSON object per line::
 
     {"text": "Steve Jobs founded Apple .",
-     "entities": [{"start": 0, "end": 10, "label": "PER", "types": ["person", "entrepreneur"]},
+     "entities": [{"start": 0, "end": 10, "label": "PER", "types": ["person", "entrepreneur"], "kb_id": "Steve Jobs"},
                   {"start": 19, "end": 24, "label": "ORG"}],
      "relations": [{"head": 0, "tail": 1, "label": "org:founded_by(e2,e1)"}]}
 
 - ``entities``: character offsets (``end`` exclusive, on token boundaries of the pipeline's
-  tokenizer), an optional entity ``label`` and optional ``types`` (the gold types for
-  ``luke_entity_typer``: a list, or a ``{type: probability}`` dict). Entities become the
+  tokenizer), an optional entity ``label``, optional ``types`` (the gold types for
+  ``luke_entity_typer``: a list, or a ``{type: probability}`` dict) and an optional ``kb_id``
+  (the gold entity for ``luke_entity_linker``: a title, or the KB's id). Entities become the
   reference ``doc.ents`` (overlapping ones go to ``doc.spans["luke_entities"]`` only) and their
   types ``Span._.luke_types``.
 - ``relations``: ``head`` / ``tail`` index ``entities``; the gold ``Doc._.luke_relations``
   (score 1.0). Pairs not listed count as ``no_relation`` (the pipe's ``negative_label``).
 
-``use_gold_ents = true`` (the default) also puts the gold entities into the *predicted* docs,
+``use_gold_ents = true`` (the default) also puts the gold entities (spans and labels, never
+their kb_ids: linking them is the linker's task) into the *predicted* docs,
 so that training and evaluation of a relation extractor / typer see gold entities; set it to
 false to evaluate on the entities the pipeline itself predicts (``luke_ner`` before it).
 A ``.spacy`` file (DocBin saved with ``store_user_data=True``) works too: its docs are the
@@ -47,7 +49,7 @@ def _doc_from_record(nlp: Language, record: dict, line: int, path: Path) -> Doc:
             start, end = int(ent["start"]), int(ent["end"])
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}:{line}: entity {k} needs integer 'start' and 'end' character offsets; got {ent!r}.") from None
-        span = doc.char_span(start, end, label=str(ent.get("label") or ""))
+        span = doc.char_span(start, end, label=str(ent.get("label") or ""), kb_id=str(ent.get("kb_id") or ""))
         if span is None:
             raise ValueError(
                 f"{path}:{line}: entity {k} [{start}, {end}) = {doc.text[start:end]!r} does not start and end on token "
@@ -84,7 +86,7 @@ def read_references(nlp: Language, path: Union[str, Path]) -> Iterator[Doc]:
 def example_from_reference(nlp: Language, reference: Doc, use_gold_ents: bool) -> Example:
     predicted = nlp.make_doc(reference.text)
     if use_gold_ents:
-        predicted.ents = [Span(predicted, e.start, e.end, label=e.label_, kb_id=e.kb_id_) for e in reference.ents]
+        predicted.ents = [Span(predicted, e.start, e.end, label=e.label_) for e in reference.ents]
         if ENTITIES_KEY in reference.spans:
             predicted.spans[ENTITIES_KEY] = [Span(predicted, s.start, s.end, label=s.label_) for s in reference.spans[ENTITIES_KEY]]
     return Example(predicted, reference)

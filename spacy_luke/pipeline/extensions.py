@@ -25,3 +25,9 @@ def install_vector_extensions() -> None:
     """``Span._.luke_vector``: the entity's contextual vector (float32 numpy; None: not encoded)."""
     if not Span.has_extension("luke_vector"):
         Span.set_extension("luke_vector", default=None)
+
+
+def install_linker_extensions() -> None:
+    """``Span._.luke_kb_scores``: [(kb_id, probability), ...] of the linked mention, best first (None: not linked)."""
+    if not Span.has_extension("luke_kb_scores"):
+        Span.set_extension("luke_kb_scores", default=None)

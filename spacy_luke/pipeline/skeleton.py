@@ -53,6 +53,7 @@ class Plan:
     inputs: List[Any] = field(default_factory=list)  # SpanPass or dicts of unpadded arrays
     owners: List[Tuple[int, np.ndarray]] = field(default_factory=list)  # (doc index, item indices)
     skips: Optional[SkipLog] = None
+    width: Optional[int] = None  # columns of a row of scores, when this call decides it (else the pipe's _width)
 
     def add(self, model_input: Any, doc_index: int, item_indices: Union[np.ndarray, Sequence[int]]) -> None:
         self.inputs.append(model_input)
@@ -147,7 +148,7 @@ class ItemsPipe(LukePipe):
         plan = self._plan(docs, items)
         if plan.skips is not None:
             plan.skips.warn()
-        scores = self._empty_scores(items, self._width())
+        scores = self._empty_scores(items, plan.width if plan.width is not None else self._width())
         backprops = []
         for batch, outputs, backprop in self._run_batches(plan.inputs, is_train=is_train):
             for _, d, indices, rows in self._rows(plan, batch, outputs):

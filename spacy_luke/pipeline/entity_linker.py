@@ -1,0 +1,416 @@
+"""``luke_entity_linker``: link entity mentions to LUKE's Wikipedia entities.
+
+LUKE was pretrained to predict masked Wikipedia entities from their context. Each window's
+mentions (``doc.ents``, or ``doc.spans[spans_key]``) go in together, in document order, as
+[MASK] entities over their word pieces, exactly as transformers' ``LukeTokenizer(entity_spans=...,
+entities=["[MASK]", ...])`` builds them; the pretraining head (``entity_predictions``) scores each
+mention's candidate entities only (``candidates``: a source under ``@misc``, see
+``spacy_luke.pipeline.link_candidates``), never the whole table (unless the source is
+``AllEntitiesCandidates``, whose top k is searched in chunks).
+
+- ``decoding = "local"``: one pass; every mention takes its best candidate.
+- ``decoding = "global"`` (Yamada et al., 2022): after each pass, the unresolved mention whose
+  best candidate is the most probable is fixed, its entity replaces its [MASK] in the input, and
+  the window is scored again, until all are resolved (at most ``max_global_passes`` passes; the
+  last pass resolves the rest).
+
+A mention's probabilities are the softmax of its candidates' logits (times the priors,
+renormalized, with ``incl_prior``). The best candidate's kb_id is written to ``span.kb_id_``
+unless its probability is below ``threshold``; mentions with no candidate, or below the
+threshold, get ``nil_id`` ("" by default). ``Span._.luke_kb_scores`` holds [(kb_id, probability),
+...] best first. Mentions that already have a kb_id keep it (unless ``overwrite``) and are fed as
+their entity when the vocabulary has it.
+"""
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import registry
+from thinc.api import Config, Model
+
+from ..bucketing import bucket_by_cost
+from .base import MAX_PADDING, TRAINABLE_SETTINGS, factory_settings
+from .extensions import install_linker_extensions
+from .link_candidates import CandidateSource, LinkCandidate, LinkContext, kb_id_for_title, title_for_kb_id
+from .link_decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, split_row, write_links
+from .link_kb import LinkerKB
+from .loaders import CheckpointLoader
+from .skeleton import ItemScores, ItemsPipe, Plan
+from .skipped import SkipLog
+
+DECODINGS = ("local", "global")
+SPECIAL_ENTITIES = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")
+
+DEFAULT_LINKER_MODEL = Config().from_str(
+    """
+[model]
+@architectures = "spacy-luke.EntityDisambiguator.v1"
+mixed_precision = false
+"""
+)["model"]
+DEFAULT_CANDIDATES = {"@misc": "spacy-luke.TitleCandidates.v1"}
+
+
+@Language.factory(
+    "luke_entity_linker",
+    assigns=["token.ent_kb_id", "span._.luke_kb_scores"],
+    default_config={
+        **TRAINABLE_SETTINGS,
+        "lite": False,
+        "model": DEFAULT_LINKER_MODEL,
+        "candidates": DEFAULT_CANDIDATES,
+        "spans_key": None,
+        "decoding": "local",
+        "max_global_passes": 32,
+        "incl_prior": True,
+        "threshold": 0.0,
+        "nil_id": "",
+        "overwrite": False,
+        "use_gold_ents": True,
+        "language": None,
+        "max_entities_per_pass": 64,
+        "scorer": {"@scorers": "spacy-luke.entity_linker_scorer.v1"},
+    },
+)
+def make_luke_entity_linker(
+    nlp: Language,
+    name: str,
+    model: Model,
+    pretrained: Optional[str],
+    candidates: CandidateSource,
+    spans_key: Optional[str],
+    decoding: str,
+    max_global_passes: int,
+    incl_prior: bool,
+    threshold: float,
+    nil_id: str,
+    overwrite: bool,
+    use_gold_ents: bool,
+    language: Optional[str],
+    max_entities_per_pass: int,
+    max_batch_cost: int,
+    lite: bool,
+    freeze_encoder: bool,
+    scorer: Optional[Callable],
+    precision: str = "float32",
+) -> "LukeEntityLinker":
+    """Link mentions to Wikipedia entities with LUKE's masked entity prediction.
+
+    model (Model): the architecture (spacy-luke.EntityDisambiguator.v1).
+    pretrained (Optional[str]): hub id or local folder of a LUKE / mLUKE checkpoint with its full entity vocabulary (e.g. studio-ousia/luke-base).
+    candidates (CandidateSource): where each mention's candidate entities come from (spacy-luke.TitleCandidates.v1, KBCandidates.v1, AllEntitiesCandidates.v1).
+    spans_key (Optional[str]): link doc.spans[spans_key] instead of doc.ents.
+    decoding (str): "local" (one pass) or "global" (fix the most confident mention, feed its entity, score again).
+    max_global_passes (int): passes per window at most with global decoding; the last resolves every remaining mention.
+    incl_prior (bool): multiply the model's probabilities by the candidates' priors (renormalized).
+    threshold (float): below this best probability a mention gets nil_id.
+    nil_id (str): the kb_id of mentions with no candidate or below the threshold.
+    overwrite (bool): re-link mentions that already have a kb_id.
+    use_gold_ents (bool): train on the reference's mentions (else on the predicted doc's).
+    language (Optional[str]): mLUKE title prefix ("en"); default: the pipeline's language when the vocabulary has such titles.
+    max_entities_per_pass (int): mentions per model input; more go to further inputs of the same words.
+    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
+    lite (bool): must stay false: linking needs the entity table.
+    freeze_encoder (bool): train only the entity prediction head.
+    scorer (Optional[Callable]): scores nel_micro_p/r/f (Scorer.score_links).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
+    """
+    return LukeEntityLinker(nlp.vocab, model, name, nlp_lang=nlp.lang, **factory_settings(locals()))
+
+
+class LukeEntityLinker(ItemsPipe):
+    head = "LukeForEntityDisambiguation"
+
+    def __init__(self, vocab, model: Model, name: str = "luke_entity_linker", *, pretrained: Optional[str] = None, candidates: CandidateSource, decoding: str = "local", max_global_passes: int = 32, lite: bool = False, **settings: Any):
+        if decoding not in DECODINGS:
+            raise ValueError(f"[{name}] decoding={decoding!r}: choose one of {DECODINGS}.")
+        if max_global_passes < 1:
+            raise ValueError(f"[{name}] max_global_passes must be at least 1, got {max_global_passes}.")
+        if lite:
+            raise ValueError(f"[{name}] lite = true keeps only the special entities, and linking scores the entity table: set lite = false.")
+        super().__init__(vocab, model, name, pretrained=pretrained, decoding=decoding, max_global_passes=max_global_passes, lite=False, **settings)
+        self.candidates = candidates
+        self.kb = LinkerKB(vocab)
+        self._language: Optional[str] = None
+        self._row_titles: Optional[Dict[int, str]] = None
+        install_linker_extensions()
+
+    # ------------------------------------------------------------------ weights and context
+
+    @property
+    def labels(self):
+        return tuple()
+
+    def _labels_of(self, config) -> List[str]:
+        return []
+
+    def _after_load(self, luke_model) -> None:
+        vocab = self._tokenizer.entity_vocab
+        language = self.cfg.get("language")
+        if language is None:
+            prefix = f"{self.cfg.get('nlp_lang', 'en')}:"
+            language = prefix[:-1] if any(title.startswith(prefix) for title in vocab) else None
+        self._language = language
+        self._row_titles = None
+
+    def context(self) -> LinkContext:
+        """What the candidate source reads: the entity vocabulary, the title language, the KB."""
+        self._ensure_loaded()
+        return LinkContext(entity_vocab=self._tokenizer.entity_vocab, language=self._language, kb=self.kb.kb)
+
+    def set_kb(self, kb_loader: Callable) -> None:
+        """Use the KnowledgeBase ``kb_loader(vocab)`` returns (as spaCy's entity_linker does)."""
+        self.kb.set(kb_loader)
+
+    def _entity_row(self, kb_id: str, context: LinkContext) -> int:
+        """The entity row of a kb_id (through the source's mapping when it has one); -1 if none."""
+        if not kb_id or kb_id == self.cfg["nil_id"]:
+            return -1
+        of = getattr(self.candidates, "entity_id_of", None)
+        if of is not None:
+            return int(of(kb_id, context))
+        title = title_for_kb_id(kb_id, context.language)
+        return int(context.entity_vocab[title]) if title in context.entity_vocab else -1
+
+    def _kb_id_of_row(self, row: int) -> str:
+        if self._row_titles is None:
+            language = self._language
+            titles: Dict[int, str] = {}
+            for title, r in self._tokenizer.entity_vocab.items():
+                if title in SPECIAL_ENTITIES or (language and not title.startswith(f"{language}:")):
+                    continue
+                titles.setdefault(r, title)
+            self._row_titles = titles
+        title = self._row_titles.get(row)
+        return kb_id_for_title(title, self._language) if title is not None else ""
+
+    # ------------------------------------------------------------------ items
+
+    def _mention_spans(self, doc: Doc) -> List[Span]:
+        key = self.cfg["spans_key"]
+        return list(doc.spans[key]) if key is not None and key in doc.spans else ([] if key is not None else list(doc.ents))
+
+    def _mentions(self, doc: Doc, spans: List[Span], context: LinkContext, gold: Optional[List[str]] = None) -> Mentions:
+        offsets = np.array([(s.start, s.end) for s in spans], dtype=np.int64).reshape(-1, 2)
+        known = np.full(len(spans), -1, dtype=np.int64)
+        to_link = list(range(len(spans)))
+        if gold is None and not self.cfg["overwrite"]:
+            to_link = [i for i, s in enumerate(spans) if not s.kb_id_]
+            for i, s in enumerate(spans):
+                if s.kb_id_:
+                    row = self._entity_row(s.kb_id_, context)
+                    known[i] = row if row >= 0 else self._tokenizer.entity_mask_token_id
+        candidates: List[List[LinkCandidate]] = [[] for _ in spans]
+        if to_link and not self.candidates.whole_vocabulary:
+            found = self.candidates([spans[i] for i in to_link], context)
+            for i, cands in zip(to_link, found):
+                candidates[i] = list(cands)
+        elif to_link:
+            k = self.candidates.top_k
+            for i in to_link:
+                candidates[i] = [LinkCandidate("", -1, 1.0)] * k  # rows come from the model's search
+        mentions = Mentions(offsets, candidates, known)
+        if gold is not None:
+            mentions.gold = gold
+            mentions.gold_rows = np.array([self._entity_row(g, context) for g in gold], dtype=np.int64)
+            for i, row in enumerate(mentions.gold_rows.tolist()):
+                if row >= 0 and all(c.entity_id != row for c in candidates[i]):
+                    candidates[i].append(LinkCandidate(gold[i], row, 0.0))  # training: the gold is always a candidate
+        return mentions
+
+    def _items(self, docs: Sequence[Doc]) -> List[Mentions]:
+        context = self.context()
+        return [self._mentions(doc, self._mention_spans(doc), context) for doc in docs]
+
+    def _training_items(self, examples: Sequence[Example]) -> List[Mentions]:
+        if self.candidates.whole_vocabulary:
+            raise ValueError(
+                f"[{self.name}] training needs candidate lists: use spacy-luke.TitleCandidates.v1 or "
+                "spacy-luke.KBCandidates.v1 as `candidates` while training (AllEntitiesCandidates only predicts)."
+            )
+        context = self.context()
+        items = []
+        for eg in examples:
+            predicted = eg.predicted
+            if self.cfg["use_gold_ents"]:
+                reference = list(eg.reference.ents)
+                aligned = eg.get_aligned_spans_y2x(reference, allow_overlap=True)
+                by_offset = {(r.start_char, r.end_char): r.kb_id_ for r in reference}
+                spans = list(aligned)
+                gold = [by_offset.get((s.start_char, s.end_char), "") for s in spans]
+            else:
+                spans = self._mention_spans(predicted)
+                gold_spans = eg.get_aligned_spans_y2x(list(eg.reference.ents), allow_overlap=True)
+                by_offset = {(g.start, g.end): g for g in gold_spans}
+                gold = [by_offset[(s.start, s.end)].kb_id_ if (s.start, s.end) in by_offset else "" for s in spans]
+                gold = [g if g else "" for g in gold]
+            items.append(self._mentions(predicted, spans, context, gold=gold))
+        return items
+
+    # ------------------------------------------------------------------ inputs
+
+    def _plan(self, docs: Sequence[Doc], mentions: List[Mentions]) -> Plan:
+        """The mentions of a word window in one input (at most ``max_entities_per_pass``), each
+        with its candidate rows; the call's width is twice its largest candidate list."""
+        tok = self._tokenizer
+        pad_row = tok.entity_vocab.special_id("[PAD]")
+        whole = self.candidates.whole_vocabulary
+        width = max([1] + [len(c) for m in mentions for c in m.candidates])
+        plan = Plan(skips=SkipLog(self.name), width=2 * width)
+        spans = [m.spans for m in mentions]
+        for d, pieces, start, indices in self._span_windows(docs, spans, plan.skips):
+            x = self.doc_encoder.span_inputs_from_pieces(pieces, spans[d][indices] - start)
+            del x["entity_start_positions"], x["entity_end_positions"]
+            known = mentions[d].known_rows[indices]
+            x["entity_ids"] = np.where(known >= 0, known, tok.entity_mask_token_id).astype(np.int64)
+            if not whole:
+                rows = np.full((len(indices), width), pad_row, dtype=np.int64)
+                for slot, i in enumerate(indices.tolist()):
+                    cands = mentions[d].candidates[i]
+                    rows[slot, : len(cands)] = [c.entity_id for c in cands]
+                x["candidate_ids"] = rows
+            plan.add(x, d, indices)
+        return plan
+
+    def _padded_batches(self, inputs: Sequence[Dict[str, np.ndarray]]):
+        """Padded batches within ``max_batch_cost``, with the candidate rows (or the top-k search)."""
+        encoder, tok = self._encoder, self._tokenizer
+        pad_row = tok.entity_vocab.special_id("[PAD]")
+        costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
+        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
+            xs = [inputs[i] for i in batch]
+            padded = dict(encoder.pad([{k: v for k, v in x.items() if k != "candidate_ids"} for x in xs], return_tensors="np"))
+            n_slots = padded["entity_ids"].shape[1]
+            if "candidate_ids" in xs[0]:
+                width = xs[0]["candidate_ids"].shape[1]
+                rows = np.full((len(xs), n_slots, width), pad_row, dtype=np.int64)
+                for b, x in enumerate(xs):
+                    rows[b, : len(x["candidate_ids"])] = x["candidate_ids"]
+                padded["candidate_ids"] = rows
+            else:
+                padded["top_k"] = np.array(self.candidates.top_k, dtype=np.int64)
+                padded["excluded_entity_ids"] = np.array(sorted({tok.entity_vocab[s] for s in SPECIAL_ENTITIES if s in tok.entity_vocab}), dtype=np.int64)
+            yield batch, padded
+
+    def _run_batches(self, inputs, *, is_train: bool = False):
+        """The layer's (batch, entities, C, 2) outputs as (batch, entities, 2C) score rows."""
+        for batch, outputs, backprop in super()._run_batches(inputs, is_train=is_train):
+            n, slots, width, _ = outputs.shape
+            rows = np.ascontiguousarray(outputs.transpose(0, 1, 3, 2).reshape(n, slots, 2 * width))
+            yield batch, rows, (None if backprop is None else self._rows_backprop(backprop, (n, slots, 2, width)))
+
+    def _rows_backprop(self, backprop: Callable, shape: tuple) -> Callable:
+        def backprop_rows(d_rows):
+            d = self.model.ops.to_numpy(d_rows).reshape(shape).transpose(0, 1, 3, 2)
+            return backprop(self.model.ops.asarray(np.ascontiguousarray(d)))
+
+        return backprop_rows
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, docs: Iterable[Doc]) -> List[ItemScores]:
+        docs = list(docs)
+        if not any(len(self._mention_spans(doc)) for doc in docs):
+            return self._empty_scores([Mentions(np.zeros((0, 2), dtype=np.int64)) for _ in docs], 0)
+        mentions = self._items(docs)
+        if self.cfg["decoding"] == "local":
+            return self._forward(docs, mentions, is_train=False)[1]
+        plan = self._plan(docs, mentions)
+        plan.skips.warn()
+        scores = self._empty_scores(mentions, plan.width)
+        self._decode_globally(plan, mentions, scores)
+        return scores
+
+    def _decode_globally(self, plan: Plan, mentions: List[Mentions], scores: List[ItemScores]) -> None:
+        decode_globally(plan, mentions, scores, self._run_batches, self._best, self.cfg["max_global_passes"])
+
+    def _ranked(self, mentions: Mentions, item: int, values: np.ndarray):
+        """[(entity row, kb_id, probability)] of a scored mention, best first."""
+        logits, rows = split_row(values)
+        cands = mentions.candidates[item]
+        count = len(cands)
+        whole = self.candidates.whole_vocabulary
+        priors = None if whole else [c.prior for c in cands]
+        probs = candidate_probabilities(logits[:count], priors, self.cfg["incl_prior"])
+        kb_ids = [self._kb_id_of_row(int(r)) for r in rows[:count]] if whole else [c.kb_id for c in cands]
+        order = sorted(range(count), key=lambda j: -probs[j])
+        return [(int(rows[j]), kb_ids[j], float(probs[j])) for j in order]
+
+    def _best(self, mentions: Mentions, item: int, values: np.ndarray):
+        row, _, prob = self._ranked(mentions, item, values)[0]
+        return row, prob
+
+    # ------------------------------------------------------------------ annotate
+
+    def set_annotations(self, docs: Iterable[Doc], scores: List[ItemScores]) -> None:
+        for doc, (mentions, values, scored) in zip(docs, scores):
+            if not len(mentions):
+                continue
+            linked: Dict[tuple, tuple] = {}
+            for i in np.flatnonzero(scored & mentions.linkable()).tolist():
+                ranked = self._ranked(mentions, i, values[i])
+                kb_scores = [(kb_id, p) for _, kb_id, p in ranked]
+                best_kb, best_p = kb_scores[0]
+                kb_id = best_kb if best_p >= self.cfg["threshold"] and best_kb else self.cfg["nil_id"]
+                linked[tuple(mentions.spans[i].tolist())] = (kb_id, kb_scores)
+            for i in np.flatnonzero(mentions.counts == 0).tolist():
+                if mentions.known_rows is None or mentions.known_rows[i] < 0:
+                    linked.setdefault(tuple(mentions.spans[i].tolist()), (self.cfg["nil_id"], []))
+            write_links(doc, linked, self.cfg["spans_key"])
+
+    # ------------------------------------------------------------------ training
+
+    def _targets(self, example: Example, mentions: Mentions) -> np.ndarray:
+        return mentions.gold_rows if mentions.gold_rows is not None else np.full(len(mentions), -1, dtype=np.int64)
+
+    def _loss(self, values: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
+        return candidate_loss(values, targets, self._tokenizer.entity_vocab.special_id("[PAD]"), normalizer, mask)
+
+    def _n_counted(self, targets: np.ndarray, scored: np.ndarray) -> int:
+        return int(((targets >= 0) & scored).sum())
+
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        kb_loader: Optional[Callable] = None,
+        loader: Optional[CheckpointLoader] = None,
+    ) -> None:
+        """Load the weights (from ``loader`` or ``pretrained``) and, with ``kb_loader``, the KB
+        (e.g. ``spacy.KBFromFile.v1``), as spaCy's entity_linker does."""
+        self._load(self._checkpoint_to_initialize(loader))
+        if kb_loader is not None:
+            self.set_kb(kb_loader)
+
+    # ------------------------------------------------------------------ serialization (+ the KB)
+
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        super().to_disk(path, exclude=exclude)
+        self.kb.to_disk(path, exclude)
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "LukeEntityLinker":
+        super().from_disk(path, exclude=exclude)
+        self.kb.from_disk(path, exclude)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        return self.kb.wrap_bytes(super().to_bytes(exclude=exclude), exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LukeEntityLinker":
+        pipe_bytes = self.kb.unwrap_bytes(bytes_data, exclude)
+        return super().from_bytes(pipe_bytes, exclude=exclude)
+
+
+@registry.scorers("spacy-luke.entity_linker_scorer.v1")
+def make_entity_linker_scorer() -> Callable:
+    """Entity linking P/R/F (``nel_micro_p/r/f``, Scorer.score_links); gold nil_id links are not counted."""
+
+    def score(examples: Iterable[Example], *, nil_id: str = "", **kwargs) -> Dict[str, Any]:
+        return Scorer.score_links(examples, negative_labels=[nil_id] if nil_id else [])
+
+    return score

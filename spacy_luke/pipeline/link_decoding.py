@@ -1,0 +1,158 @@
+"""What ``luke_entity_linker`` links and how its scores decode: mentions with their candidate
+entities, the probability rule, and the training loss over a mention's candidates.
+
+A row of the linker's scores holds ``2 * C`` values: the ``C`` candidate logits, then the ``C``
+candidate rows of the entity table (as floats; padding slots hold the [PAD] row). ``C`` is the
+most candidates any mention of the call has (or ``top_k`` over the whole vocabulary).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.tokens import Doc, Span
+
+from .link_candidates import LinkCandidate
+
+
+@dataclass
+class Mentions:
+    """One doc's mentions (the pipe's items) and their candidate entities.
+
+    spans: (n, 2) token [start, end) offsets.
+    candidates: per mention, its candidates (best prior first; empty: nothing to link).
+    known_rows: per mention, the entity row fed as its input entity (-1: [MASK]); mentions with
+        a kb_id kept from the Doc are known and not linked again.
+    gold: per mention, the gold kb_id (training only; "" none).
+    gold_rows: per mention, the gold entity row (-1: none, NIL or not in the vocabulary).
+    """
+
+    spans: np.ndarray
+    candidates: List[List[LinkCandidate]] = field(default_factory=list)
+    known_rows: Optional[np.ndarray] = None
+    gold: Optional[List[str]] = None
+    gold_rows: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.array([len(c) for c in self.candidates], dtype=np.int64)
+
+    def linkable(self) -> np.ndarray:
+        """(n,) bool: mentions to link (candidates, and no kb_id kept from the Doc)."""
+        known = self.known_rows if self.known_rows is not None else np.full(len(self), -1)
+        return (self.counts > 0) & (known < 0)
+
+
+def split_row(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """A score row (or rows) as (logits, entity rows)."""
+    width = values.shape[-1] // 2
+    return values[..., :width], values[..., width:].astype(np.int64)
+
+
+def candidate_probabilities(logits: np.ndarray, priors: Optional[Sequence[float]], incl_prior: bool) -> np.ndarray:
+    """P(candidate | mention): the softmax of its candidates' logits; with ``incl_prior``, times
+    each candidate's prior and renormalized (the softmax alone when all priors are zero)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if not len(logits):
+        return np.zeros(0)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    if incl_prior and priors is not None:
+        weighted = probs * np.asarray(priors, dtype=np.float64)
+        total = weighted.sum()
+        if total > 0:
+            probs = weighted / total
+    return probs
+
+
+def candidate_loss(values: np.ndarray, gold_rows: np.ndarray, pad_row: int, normalizer: int, mask: np.ndarray) -> Tuple[float, np.ndarray]:
+    """Cross entropy of each scored mention's gold entity among its candidates, over ``normalizer``.
+
+    values: (n, 2C) score rows; gold_rows: (n,) entity rows (-1: not counted). The gold is
+    always among a training mention's candidates (the pipe adds it). Returns the loss and the
+    gradient of the rows (zero on the entity-row half and on padding slots).
+    """
+    grads = np.zeros_like(values, dtype=np.float32)
+    if not len(values):
+        return 0.0, grads
+    logits, rows = split_row(values)
+    loss = 0.0
+    for i in np.flatnonzero(mask & (gold_rows >= 0)).tolist():
+        valid = rows[i] != pad_row
+        hits = np.flatnonzero(valid & (rows[i] == gold_rows[i]))
+        if not len(hits):
+            continue
+        z = np.where(valid, logits[i].astype(np.float64), -np.inf)
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        loss -= float(np.log(max(p[hits[0]], 1e-30)))
+        p[hits[0]] -= 1.0
+        grads[i, : logits.shape[1]] = (p / normalizer).astype(np.float32)
+    return loss / normalizer, grads
+
+
+def decode_globally(plan, mentions: List[Mentions], scores, run_batches: Callable, best: Callable, max_passes: int) -> None:
+    """Global decoding (Yamada et al., 2022) over a linker's ``plan``: score every input, fix the
+    unresolved mention of each input whose best candidate is the most probable, feed that entity
+    as its input entity, and score again, until all are resolved; the pass ``max_passes``
+    resolves every remaining mention. Writes each mention's rows (of the pass that resolved it)
+    into ``scores``. ``best(mentions, item, row) -> (entity row, probability)``."""
+    unresolved: Dict[int, set] = {}
+    for i, (d, indices) in enumerate(plan.owners):
+        linkable = mentions[d].linkable()[indices]
+        if linkable.any():
+            unresolved[i] = set(np.flatnonzero(linkable).tolist())
+            plan.inputs[i]["entity_ids"] = plan.inputs[i]["entity_ids"].copy()
+    for n_pass in range(max_passes):
+        if not unresolved:
+            return
+        active = sorted(unresolved)
+        last = n_pass == max_passes - 1
+        for batch, outputs, _ in run_batches([plan.inputs[i] for i in active]):
+            for row, b in enumerate(batch):
+                i = active[b]
+                d, indices = plan.owners[i]
+                slots = sorted(unresolved[i])
+                rows = outputs[row, : len(indices)]
+                if last:
+                    chosen = slots
+                else:
+                    confidence = [best(mentions[d], int(indices[s]), rows[s])[1] for s in slots]
+                    chosen = [slots[int(np.argmax(confidence))]]
+                for s in chosen:
+                    item = int(indices[s])
+                    scores[d].values[item] = rows[s]
+                    scores[d].scored[item] = True
+                    plan.inputs[i]["entity_ids"][s] = best(mentions[d], item, rows[s])[0]
+                    unresolved[i].discard(s)
+                if not unresolved[i]:
+                    del unresolved[i]
+
+
+def write_links(doc: Doc, linked: Dict[tuple, tuple], spans_key: Optional[str]) -> None:
+    """Write ``linked`` ({(start, end): (kb_id, [(kb_id, probability), ...])}) onto ``doc.ents``
+    (or ``doc.spans[spans_key]``): new spans with the same label and the kb_id, and their
+    ``Span._.luke_kb_scores``. Nothing else of the Doc changes (other entities, blocked and
+    outside tokens stay as they were)."""
+    if spans_key is not None:
+        group = doc.spans[spans_key]
+        for j, span in enumerate(list(group)):
+            if (span.start, span.end) in linked:
+                kb_id, kb_scores = linked[(span.start, span.end)]
+                new = Span(doc, span.start, span.end, label=span.label, kb_id=kb_id, span_id=span.id)
+                group[j] = new
+                new._.luke_kb_scores = kb_scores
+        return
+    changed = []
+    for ent in doc.ents:
+        if (ent.start, ent.end) in linked:
+            kb_id, kb_scores = linked[(ent.start, ent.end)]
+            changed.append((Span(doc, ent.start, ent.end, label=ent.label, kb_id=kb_id), kb_scores))
+    if changed:
+        doc.set_ents([span for span, _ in changed], default="unmodified")
+        for span, kb_scores in changed:
+            span._.luke_kb_scores = kb_scores
