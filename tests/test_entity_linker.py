@@ -276,3 +276,40 @@ def test_kb_candidates_from_a_built_kb_saved_with_the_pipe(linker_checkpoint, tm
     again = loaded.get_pipe("luke_entity_linker")(make_doc(loaded, "Paris and Tokyo and Georgia .", [(0, 1, "LOC"), (2, 3, "LOC"), (4, 5, "LOC")]))
     assert [e.kb_id_ for e in again.ents] == [e.kb_id_ for e in doc.ents]
     np.testing.assert_allclose([p for _, p in again.ents[0]._.luke_kb_scores], [p for _, p in doc.ents[0]._.luke_kb_scores], atol=1e-6)
+
+
+def test_prune_entities_keeps_the_kb_and_gold_titles_and_the_same_scores(linker_checkpoint, tmp_path):
+    from spacy.training import Example
+    from spacy.util import registry
+
+    from spacy_luke.kb_tools import build_kb
+
+    aliases = tmp_path / "aliases.tsv"
+    aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nTokyo\tTokyo\t1\n", encoding="utf8")
+    nlp = spacy.blank("en")
+    build_kb(aliases, linker_checkpoint, vocab=nlp.vocab).to_disk(tmp_path / "kb")
+    config = {"candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "prune_entities": True}
+    pipe = nlp.add_pipe("luke_entity_linker", config=config)
+    reference = make_doc(nlp, "Paris and Tokyo and Georgia .", [(0, 1, "LOC"), (2, 3, "LOC"), (4, 5, "LOC")])
+    reference.ents = list(reference.ents[:2]) + [Span(reference, 4, 5, "LOC", kb_id="Georgia (country)")]
+    examples = [Example(make_doc(nlp, reference.text, [(0, 1, "LOC"), (2, 3, "LOC"), (4, 5, "LOC")]), reference)]
+    pipe.initialize(lambda: examples, nlp=nlp, kb_loader=registry.misc.get("spacy.KBFromFile.v1")(tmp_path / "kb"),
+                    loader=registry.misc.get("spacy-luke.HFLukeLoader.v1")(str(linker_checkpoint)))
+    vocab = pipe.tokenizer.entity_vocab
+    assert sorted(vocab) == sorted(list(SPECIALS) + ["Paris", "Paris, Texas", "Tokyo", "Georgia (country)"])
+    assert pipe.luke_model.config.entity_vocab_size == 8
+    assert pipe.luke_model.luke.entity_embeddings.entity_embeddings.weight.shape[0] == 8
+    doc = pipe(make_doc(nlp, "Paris and Tokyo .", [(0, 1, "LOC"), (2, 3, "LOC")]))
+    # the same numbers as the full table gives at those titles
+    ref = Reference(linker_checkpoint)
+    logits = ref.entity_logits(doc, ["[MASK]"] * 2)
+    want = ref.probabilities(logits[0], ["Paris", "Paris, Texas"], [6 / 9, 3 / 9])
+    got = dict(doc.ents[0]._.luke_kb_scores)
+    np.testing.assert_allclose([got["Paris"], got["Paris, Texas"]], want, atol=1e-4)
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp")
+    assert len(loaded.get_pipe("luke_entity_linker").tokenizer.entity_vocab) == 8
+    again = loaded.get_pipe("luke_entity_linker")(make_doc(loaded, "Paris and Tokyo .", [(0, 1, "LOC"), (2, 3, "LOC")]))
+    assert [e.kb_id_ for e in again.ents] == [e.kb_id_ for e in doc.ents]
+    with pytest.raises(ValueError, match="aliases"):
+        make_nlp(linker_checkpoint, prune_entities=True).initialize()

@@ -116,6 +116,18 @@ class LukeShim(PyTorchShim):
         head_model = getattr(luke_models, self.head).from_pretrained(folder, lite=lite, config=config, revision=revision)
         self.attach(head_model, pieces)
 
+    def keep_entities(self, titles) -> int:
+        """Prune the entity vocabulary and the entity table to the special entities and ``titles``
+        (as LUKE's entity disambiguation training does with its white list); returns the rows kept."""
+        if not self.is_loaded:
+            raise ValueError("This LUKE layer has no weights to prune yet: initialize the pipe first.")
+        from ..model import keep_entity_rows
+
+        rows = self.pieces.tokenizer.keep_entities(titles)
+        keep_entity_rows(self.head_model, rows)
+        self.attach(self.head_model, self.pieces, device=self._model.device)
+        return len(rows)
+
     def save_folder(self, folder: Path) -> None:
         """Write the weights and tokenizer as a Hugging Face-layout LUKE folder."""
         if not self.is_loaded:

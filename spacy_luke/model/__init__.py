@@ -13,6 +13,7 @@ from .heads import (
     LukeForTokenClassification,
 )
 from .luke import LukeModel, LukePreTrainedModel
+from .pretrained import keep_entity_rows
 
 __all__ = [
     "CheckpointError",
@@ -28,4 +29,5 @@ __all__ = [
     "LukeForTokenClassification",
     "LukeForQuestionAnswering",
     "LukeForMultipleChoice",
+    "keep_entity_rows",
 ]

@@ -231,6 +231,21 @@ class PretrainedMixin:
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
+def keep_entity_rows(model: nn.Module, rows: List[int]) -> None:
+    """Keep only ``rows`` of ``model``'s entity table (and of the entity prediction bias), in that
+    order: the model then scores an entity vocabulary pruned to those rows (the tokenizer's
+    ``keep_entities`` gives them). ``config.entity_vocab_size`` follows."""
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    for name, param in list(model.named_parameters()):
+        if _canonical(name) in ENTITY_ROW_KEYS:
+            kept = param.detach().index_select(0, index.to(param.device)).clone()
+            _assign(model, name, kept)
+            owner = model.get_submodule(name.rpartition(".")[0])
+            if isinstance(owner, nn.Embedding):
+                owner.num_embeddings = len(index)
+    model.config.entity_vocab_size = len(index)
+
+
 def _labels_changed(folder: Path, config: LukeConfig) -> bool:
     try:
         original = LukeConfig.from_json_file(folder / "config.json")

@@ -33,6 +33,7 @@ from spacy.util import registry
 from thinc.api import Config, Model
 
 from ..bucketing import bucket_by_cost
+from ..layers.architectures import luke_shim
 from .base import MAX_PADDING, TRAINABLE_SETTINGS, factory_settings
 from .extensions import install_linker_extensions
 from .link_candidates import CandidateSource, LinkCandidate, LinkContext, kb_id_for_title, title_for_kb_id
@@ -71,6 +72,7 @@ DEFAULT_CANDIDATES = {"@misc": "spacy-luke.TitleCandidates.v1"}
         "nil_id": "",
         "overwrite": False,
         "use_gold_ents": True,
+        "prune_entities": False,
         "language": None,
         "max_entities_per_pass": 64,
         "scorer": {"@scorers": "spacy-luke.entity_linker_scorer.v1"},
@@ -90,6 +92,7 @@ def make_luke_entity_linker(
     nil_id: str,
     overwrite: bool,
     use_gold_ents: bool,
+    prune_entities: bool,
     language: Optional[str],
     max_entities_per_pass: int,
     max_batch_cost: int,
@@ -111,6 +114,7 @@ def make_luke_entity_linker(
     nil_id (str): the kb_id of mentions with no candidate or below the threshold.
     overwrite (bool): re-link mentions that already have a kb_id.
     use_gold_ents (bool): train on the reference's mentions (else on the predicted doc's).
+    prune_entities (bool): at initialize, keep only the entities the candidates can name (the KB's, or the aliases file's) and the training data's gold ones; the smaller table is saved with the pipe.
     language (Optional[str]): mLUKE title prefix ("en"); default: the pipeline's language when the vocabulary has such titles.
     max_entities_per_pass (int): mentions per model input; more go to further inputs of the same words.
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
@@ -386,6 +390,19 @@ class LukeEntityLinker(ItemsPipe):
         self._load(self._checkpoint_to_initialize(loader))
         if kb_loader is not None:
             self.set_kb(kb_loader)
+        if self.cfg["prune_entities"]:
+            self.prune_entities(get_examples)
+
+    def prune_entities(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None) -> int:
+        """Keep only the entities the candidate source can name and the gold entities of
+        ``get_examples`` (LUKE's white list for entity disambiguation); returns the rows kept."""
+        context = self.context()
+        titles = list(self.candidates.entity_titles(context))
+        for eg in (get_examples() if get_examples is not None else []):
+            titles.extend(title_for_kb_id(e.kb_id_, context.language) for e in eg.reference.ents if e.kb_id_)
+        kept = luke_shim(self.model).keep_entities(titles)
+        self._after_load(self.luke_model)
+        return kept
 
     # ------------------------------------------------------------------ serialization (+ the KB)
 

@@ -31,6 +31,7 @@ from .candidates import Suggester
 from .extensions import install_typer_extensions
 from .losses import binary_cross_entropy, cross_entropy, prf, sigmoid, softmax
 from .base import TRAINABLE_SETTINGS, factory_settings
+from .kb_inputs import check_kb_inputs
 from .marked import Item, MarkedItemsPipe, doc_spans
 from .skeleton import ItemScores
 
@@ -57,6 +58,8 @@ mixed_precision = false
         "threshold": 0.5,
         "spans_key": None,
         "use_gold_ents": True,
+        "use_kb_ids": False,
+        "lite": None,
         "scorer": {"@scorers": "spacy-luke.entity_typer_scorer.v1"},
     },
     default_score_weights={"luke_types_f": 1.0, "luke_types_p": 0.0, "luke_types_r": 0.0},
@@ -71,8 +74,9 @@ def make_luke_entity_typer(
     threshold: float,
     spans_key: Optional[str],
     use_gold_ents: bool,
+    use_kb_ids: bool,
     max_batch_cost: int,
-    lite: bool,
+    lite: Optional[bool],
     freeze_encoder: bool,
     scorer: Optional[Callable],
     precision: str = "float32",
@@ -87,12 +91,15 @@ def make_luke_entity_typer(
     spans_key (Optional[str]): training/evaluation: read gold types from the labels of doc.spans[spans_key] instead of Span._.luke_types.
     use_gold_ents (bool): training: type the gold typed spans of the reference (else the predicted doc's spans).
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
-    lite (bool): keep only the special entities of the entity table (typing uses [MASK] only).
+    use_kb_ids (bool): input a span whose kb_id_ is an entity-vocabulary title (e.g. from luke_entity_linker) as that Wikipedia entity instead of [MASK].
+    lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
     precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
     """
-    return LukeEntityTyper(nlp.vocab, model, name, **factory_settings(locals()))
+    settings = factory_settings(locals())
+    settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)
+    return LukeEntityTyper(nlp.vocab, model, name, lang=nlp.lang, **settings)
 
 
 class LukeEntityTyper(MarkedItemsPipe):

@@ -28,6 +28,7 @@ from thinc.api import Config, Model
 
 from .candidates import Suggester
 from .extensions import install_vector_extensions
+from .kb_inputs import check_kb_inputs, doc_kb_ids, kb_entity_rows
 from .base import SHARED_SETTINGS, factory_settings
 from .skeleton import ItemsPipe, Plan
 from .loaders import CheckpointLoader
@@ -82,7 +83,7 @@ def make_luke_entity_vectors(
     precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
     """
     settings = factory_settings(locals())
-    settings["lite"] = (not use_kb_ids) if lite is None else lite
+    settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)
     return LukeEntityVectors(nlp.vocab, model, name, lang=nlp.lang, **settings)
 
 
@@ -102,11 +103,7 @@ class LukeEntityVectors(ItemsPipe):
         lang: Optional[str] = None,
         **settings: Any,
     ):
-        if use_kb_ids and settings.get("lite"):
-            raise ValueError(
-                f"[{name}] use_kb_ids = true needs the full entity vocabulary, but lite = true keeps only the "
-                "special entities: set lite = false (or leave it unset)."
-            )
+        check_kb_inputs(name, use_kb_ids, settings.get("lite"))
         super().__init__(
             vocab, model, name, pretrained=pretrained, use_kb_ids=use_kb_ids, set_vector_hooks=set_vector_hooks, lang=lang, **settings
         )
@@ -124,22 +121,8 @@ class LukeEntityVectors(ItemsPipe):
         ids = np.full(len(spans), tok.entity_mask_token_id, dtype=np.int64)
         if not self.cfg["use_kb_ids"]:
             return ids
-        vocab = tok.entity_vocab
-        lang = self.cfg.get("lang")
-        for i, (start, end) in enumerate(spans.tolist()):
-            title = doc[start:end].kb_id_
-            if not title:
-                # the kb_id of the entity in doc.ents over these tokens, if any
-                for ent in doc.ents:
-                    if ent.start == start and ent.end == end:
-                        title = ent.kb_id_
-                        break
-            if title:
-                if lang and f"{lang}:{title}" in vocab:
-                    ids[i] = vocab[f"{lang}:{title}"]
-                elif title in vocab:
-                    ids[i] = vocab[title]
-        return ids
+        rows = kb_entity_rows(doc_kb_ids(doc), spans, tok.entity_vocab, self.cfg.get("lang"))
+        return np.where(rows >= 0, rows, ids)
 
     def _items(self, docs: Sequence[Doc]) -> List[np.ndarray]:
         return doc_spans(self.name, self.candidates, docs)

@@ -146,6 +146,18 @@ class TitleCandidates:
                 self._indexes[key] = found
         return found
 
+    def entity_titles(self, context: LinkContext) -> List[str]:
+        """The vocabulary titles this source can name once the table is pruned: the alias file's."""
+        if self.aliases_path is None:
+            raise ValueError(
+                "prune_entities with TitleCandidates needs its `aliases` file (the titles to keep); "
+                "without one every title of the vocabulary is a candidate: leave prune_entities = false."
+            )
+        if self._alias_table is None:
+            self._alias_table = read_alias_table(self.aliases_path)
+        titles = {title for by_title in self._alias_table.values() for title in by_title}
+        return [title_for_kb_id(t, context.language) for t in sorted(titles)]
+
     def __call__(self, mentions: Sequence[Span], context: LinkContext) -> List[List[LinkCandidate]]:
         index = self.index(context.entity_vocab, context.language)
         return [self.candidates_for_text(index, mention.text) for mention in mentions]
@@ -240,6 +252,13 @@ class KBCandidates:
                     self._mapping = read_kb_mapping(self.mapping_path) if self.mapping_path is not None else {}
         return self._mapping
 
+    def entity_titles(self, context: LinkContext) -> List[str]:
+        """The vocabulary titles of the KB's entities (through the mapping)."""
+        if context.kb is None:
+            raise ValueError("prune_entities with KBCandidates needs the knowledge base: set a kb_loader in [initialize.components.NAME].")
+        mapping = self.mapping
+        return [title_for_kb_id(mapping.get(e, e), context.language) for e in context.kb.get_entity_strings()]
+
     def entity_id_of(self, kb_id: str, context: LinkContext) -> int:
         """The entity row of a KB id (through the mapping); -1 when the vocabulary lacks it."""
         title = self.mapping.get(kb_id, kb_id)
@@ -313,6 +332,9 @@ class AllEntitiesCandidates:
 
     def __call__(self, mentions: Sequence[Span], context: LinkContext) -> List[List[LinkCandidate]]:
         return [[] for _ in mentions]
+
+    def entity_titles(self, context: LinkContext) -> List[str]:
+        raise ValueError("prune_entities keeps the entities a KB or an alias file names; AllEntitiesCandidates searches them all.")
 
     def kb_id_of(self, title: str, language: Optional[str]) -> str:
         """The kb_id written for an entity-vocabulary title (the title without its language prefix)."""

@@ -24,6 +24,7 @@ from thinc.api import get_current_ops
 from ..tokenization.token_pieces import TokenPieces
 from .skeleton import ItemsPipe, Plan
 from .candidates import Suggester, split_ragged
+from .kb_inputs import doc_kb_ids, kb_entity_rows
 from .loaders import CheckpointLoader, LukeCheckpoint
 from .skipped import NO_PIECES, SkipLog, piece_counts, too_long
 from .windows import centred_windows, window_pieces
@@ -121,12 +122,17 @@ class MarkedItemsPipe(ItemsPipe):
                 windows = [(0, len(doc))] * len(encodable)
             else:
                 windows = [tuple(w) for w in centred_windows(pieces.starts, pieces.ends, cores[encodable], budget).tolist()]
+            kb_ids = doc_kb_ids(doc) if self.cfg.get("use_kb_ids") else None
             window_pieces_of: Dict[Tuple[int, int], TokenPieces] = {}
             for k, window in zip(encodable.tolist(), windows):
                 wp = window_pieces_of.get(window)
                 if wp is None:
                     wp = window_pieces_of[window] = window_pieces(pieces, window)
-                plan.add(encoder.marker_inputs_from_pieces(wp, spans[k] - window[0]), d, [k])
+                x = encoder.marker_inputs_from_pieces(wp, spans[k] - window[0])
+                if kb_ids:  # LUKE's knowledge-enhanced input: linked spans as their entities
+                    rows = kb_entity_rows(kb_ids, spans[k], self._tokenizer.entity_vocab, self.cfg.get("lang"))
+                    x["entity_ids"] = np.where(rows >= 0, rows, x["entity_ids"])
+                plan.add(x, d, [k])
         return plan
 
     # ------------------------------------------------------------------ training

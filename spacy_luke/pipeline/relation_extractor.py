@@ -36,6 +36,7 @@ from .candidates import Suggester, sentence_bounds
 from .extensions import install_relation_extensions
 from .losses import cross_entropy, prf, softmax
 from .base import TRAINABLE_SETTINGS, factory_settings
+from .kb_inputs import check_kb_inputs
 from .marked import Item, MarkedItemsPipe, doc_spans
 from .relations import relation_record, sort_relations
 
@@ -60,6 +61,8 @@ mixed_precision = false
         "negative_label": "no_relation",
         "threshold": 0.0,
         "use_gold_ents": True,
+        "use_kb_ids": False,
+        "lite": None,
         "scorer": {"@scorers": "spacy-luke.relation_scorer.v1"},
     },
     default_score_weights={"rel_micro_f": 1.0, "rel_micro_p": 0.0, "rel_micro_r": 0.0},
@@ -75,8 +78,9 @@ def make_luke_relation_extractor(
     negative_label: str,
     threshold: float,
     use_gold_ents: bool,
+    use_kb_ids: bool,
     max_batch_cost: int,
-    lite: bool,
+    lite: Optional[bool],
     freeze_encoder: bool,
     scorer: Optional[Callable],
     precision: str = "float32",
@@ -92,12 +96,15 @@ def make_luke_relation_extractor(
     threshold (float): the lowest softmax probability of a written relation.
     use_gold_ents (bool): training: pair the reference's entities (else the predicted doc's).
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
-    lite (bool): keep only the special entities of the entity table (relations use [MASK]/[MASK2] only).
+    use_kb_ids (bool): input a head / tail whose kb_id_ is an entity-vocabulary title (e.g. from luke_entity_linker) as that Wikipedia entity instead of [MASK] / [MASK2].
+    lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
     precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
     """
-    return LukeRelationExtractor(nlp.vocab, model, name, **factory_settings(locals()))
+    settings = factory_settings(locals())
+    settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)
+    return LukeRelationExtractor(nlp.vocab, model, name, lang=nlp.lang, **settings)
 
 
 class LukePairCapWarning(UserWarning):

@@ -134,11 +134,8 @@ class EntityAwareTokenizer(TransformersCallMixin):
             entity_vocab, _ = entity_vocab.lite(
                 [entity_pad_token, entity_unk_token, entity_mask_token, entity_mask2_token]
             )
-        self.entity_vocab = entity_vocab
-        self.entity_unk_token_id = entity_vocab.special_id(entity_unk_token)
-        self.entity_pad_token_id = entity_vocab.special_id(entity_pad_token)
-        self.entity_mask_token_id = entity_vocab.special_id(entity_mask_token)
-        self.entity_mask2_token_id = entity_vocab.special_id(entity_mask2_token)
+        self._entity_special_tokens = (entity_pad_token, entity_unk_token, entity_mask_token, entity_mask2_token)
+        self._set_entity_vocab(entity_vocab)
 
         special_values = {
             "bos_token": bos_token, "eos_token": eos_token, "unk_token": unk_token, "sep_token": sep_token,
@@ -296,6 +293,25 @@ class EntityAwareTokenizer(TransformersCallMixin):
         ids = [i for piece_ids in encoded for i in piece_ids]
         token_spans = [(starts[segments_before[s]], starts[segments_before[e]]) for s, e in spans]
         return ids, token_spans
+
+    def _set_entity_vocab(self, entity_vocab) -> None:
+        pad, unk, mask, mask2 = self._entity_special_tokens
+        self.entity_vocab = entity_vocab
+        self.entity_unk_token_id = entity_vocab.special_id(unk)
+        self.entity_pad_token_id = entity_vocab.special_id(pad)
+        self.entity_mask_token_id = entity_vocab.special_id(mask)
+        self.entity_mask2_token_id = entity_vocab.special_id(mask2)
+
+    def keep_entities(self, titles) -> List[int]:
+        """Prune the entity vocabulary to the special entities and ``titles`` (those it has).
+
+        Returns, for each new id, the old row: prune the model's entity table with the same rows
+        (``spacy_luke.model.keep_entity_rows``) so that ids and rows still match.
+        """
+        keep = list(dict.fromkeys(list(self._entity_special_tokens) + [t for t in titles if t in self.entity_vocab]))
+        pruned, rows = self.entity_vocab.lite(keep)
+        self._set_entity_vocab(pruned)
+        return rows
 
     # ------------------------------------------------------------------ loading
 
