@@ -313,3 +313,34 @@ def test_prune_entities_keeps_the_kb_and_gold_titles_and_the_same_scores(linker_
     assert [e.kb_id_ for e in again.ents] == [e.kb_id_ for e in doc.ents]
     with pytest.raises(ValueError, match="aliases"):
         make_nlp(linker_checkpoint, prune_entities=True).initialize()
+
+
+def test_threads_match_sequential_results(linker_checkpoint):
+    from concurrent.futures import ThreadPoolExecutor
+
+    nlp = make_nlp(linker_checkpoint, decoding="global")
+    pipe = nlp.get_pipe("luke_entity_linker")
+    texts = [TEXT, "Tokyo and Paris .", "Georgia is far from Paris ."] * 8
+    ents = [ENTS, [(0, 1, "LOC"), (2, 3, "LOC")], [(0, 1, "LOC"), (4, 5, "LOC")]] * 8
+
+    def link(k):
+        doc = pipe(make_doc(nlp, texts[k], ents[k]))
+        return [(e.kb_id_, [(kb, round(p, 6)) for kb, p in e._.luke_kb_scores]) for e in doc.ents]
+
+    sequential = [link(k) for k in range(len(texts))]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(link, range(len(texts)))) == sequential
+
+
+def test_user_annotations_are_kept(linker_checkpoint):
+    """Blocked and outside tokens stay as they were; a whitespace mention is skipped with a warning."""
+    from spacy_luke.pipeline.skipped import LukeSkippedSpanWarning
+
+    nlp = make_nlp(linker_checkpoint)
+    doc = nlp.make_doc("Paris  is in Tokyo .")  # token 1 is whitespace
+    doc.set_ents([Span(doc, 0, 1, "LOC"), Span(doc, 1, 2, "X"), Span(doc, 4, 5, "LOC")], blocked=[Span(doc, 3, 4)], outside=[Span(doc, 2, 3)])
+    with pytest.warns(LukeSkippedSpanWarning):
+        doc = nlp.get_pipe("luke_entity_linker")(doc)
+    assert [(e.text, e.label_) for e in doc.ents] == [("Paris", "LOC"), (" ", "X"), ("Tokyo", "LOC")]
+    assert doc.ents[2].kb_id_ == "Tokyo" and doc.ents[1].kb_id_ == "" and doc.ents[1]._.luke_kb_scores == []  # no candidate
+    assert doc[3].ent_iob_ == "" and doc[2].ent_iob_ == "O"  # blocked (missing) and outside kept
