@@ -4,6 +4,8 @@
 - ``convert-conll``: CoNLL-2003 style NER files to ``.spacy`` DocBins.
 - ``convert-encoder``: a BERT / RoBERTa / XLM-R checkpoint folder to a LUKE checkpoint folder.
 - ``build-kb``: an alias file and a LUKE checkpoint to a spaCy knowledge base (for entity linking).
+- ``annotate``: any pipeline over text / JSONL files, streamed into resumable JSONL / DocBin
+  shards, locally (CPU or GPU) or on Ray (``spacy_luke.annotate``).
 
 Every failure is one line on stderr, ``error: FILE[:LINE]: what is wrong; the fix``, and exit
 code 2, never a traceback; ``--debug`` (or ``SPACY_LUKE_DEBUG=1``) re-raises instead.
@@ -222,6 +224,26 @@ def run_build_kb(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_annotate(args: argparse.Namespace) -> int:
+    from .annotate import annotate
+
+    summary = annotate(
+        args.pipeline, args.inputs, args.output,
+        input_format=args.input_format, whole_file=args.whole_file, text_field=args.text_field,
+        on_error=args.on_error, output_format=args.format, shard_size=args.shard_size,
+        batch_size=args.batch_size, n_process=args.n_process, gpu_id=args.gpu_id, precision=args.precision,
+        max_batch_cost=args.max_batch_cost, lang=args.lang, overwrite=args.overwrite, engine=args.engine,
+        ray_address=args.address, ray_concurrency=args.concurrency, ray_num_cpus=args.num_cpus,
+        ray_num_gpus=args.num_gpus, progress=not args.quiet,
+    )
+    print(
+        f"Wrote {summary.written} docs ({summary.words} words, {summary.words_per_second:.1f} words/s on {summary.device}) "
+        f"to {args.output}; {summary.skipped_bad} bad lines skipped",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # ------------------------------------------------------------------------------------ parsing
 
 
@@ -282,6 +304,30 @@ def make_parser() -> argparse.ArgumentParser:
     encoder.add_argument("source", help="local folder of the encoder: config.json, weights, tokenizer files")
     encoder.add_argument("output", help="folder to write the LUKE checkpoint to (new or empty, unless --overwrite)")
     encoder.add_argument("--overwrite", action="store_true", help="replace the files of a previous conversion in the output folder")
+
+    run = command("annotate", "any pipeline over text / JSONL files -> resumable JSONL or DocBin shards (local, GPU or Ray)", run_annotate)
+    run.add_argument("pipeline", help="a saved spaCy pipeline (folder or package) with LUKE pipes, or a LUKE checkpoint (gets sentencizer + luke_ner)")
+    run.add_argument("inputs", nargs="*", help="UTF-8 text files (one text per line) or JSONL files (.jsonl); '-' or none reads stdin")
+    run.add_argument("--output", "-o", required=True, help="output folder: manifest.json and part-NNNNN.jsonl / .spacy shards (a re-run resumes)")
+    run.add_argument("--format", choices=("jsonl", "docbin"), default="jsonl", help="shard format (default: jsonl, written as it goes)")
+    run.add_argument("--input-format", choices=("auto", "text", "jsonl"), default="auto", help="input kind (default: by suffix: .jsonl/.ndjson are JSONL)")
+    run.add_argument("--text-field", default="text", help="JSONL: the field holding the text (default: text); other fields are carried through")
+    run.add_argument("--whole-file", action="store_true", help="text inputs: one document per file instead of one per non-empty line")
+    run.add_argument("--on-error", choices=("skip", "fail"), default="skip", help="a bad line (not UTF-8, invalid JSON, no text): report and skip it, or stop (default: skip)")
+    run.add_argument("--shard-size", type=_count(1), default=10000, help="input records per output shard (default: 10000)")
+    run.add_argument("--batch-size", type=_count(1), default=32, help="texts per nlp.pipe batch (default: 32)")
+    run.add_argument("--n-process", type=_count(1), default=1, help="local engine on CPUs: processes (default: 1)")
+    run.add_argument("--gpu-id", type=_count(0), default=None, help="run the LUKE pipes on this CUDA device (default: CPU)")
+    run.add_argument("--precision", choices=("float32", "bfloat16", "float16", "int8"), default=None, help="precision of every LUKE pipe (default: each pipe's own)")
+    run.add_argument("--max-batch-cost", type=_count(1), default=None, help="padded cost per forward pass for every LUKE pipe (default: the pipe's; x8 on a GPU)")
+    run.add_argument("--lang", default="en", help="a LUKE checkpoint as PIPELINE: language of the blank tokenizer (default: en)")
+    run.add_argument("--overwrite", action="store_true", help="start over in an output folder that holds another job")
+    run.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default) or ray (Ray Data; pip install spacy-luke[ray])")
+    run.add_argument("--address", default=None, help="ray: the cluster to join (e.g. ray://head:10001 or auto; default: a local cluster)")
+    run.add_argument("--concurrency", type=_count(1), default=1, help="ray: pipeline actors (each loads the pipeline once; default: 1)")
+    run.add_argument("--num-cpus", type=float, default=None, help="ray: CPUs per actor (default: Ray's, 1)")
+    run.add_argument("--num-gpus", type=float, default=None, help="ray: GPUs per actor (default: 1 with --gpu-id, else 0)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     kb = command("build-kb", "alias file + LUKE checkpoint -> spaCy knowledge base (entity vectors = LUKE's entity embeddings)", run_build_kb)
     kb.add_argument("aliases", help="UTF-8 TSV file of alias<TAB>title<TAB>count lines (titles without a language prefix)")

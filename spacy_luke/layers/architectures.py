@@ -4,7 +4,8 @@ One builder (:func:`build_luke_head_model`) makes all four; each registered name
 head it runs and which output it returns. A layer is built empty: its :class:`LukeShim` receives
 the weights and the piece encoder later (:func:`load_luke_folder`, called by a pipe's
 ``initialize``, first use or ``from_disk``; or ``Model.from_bytes``). The layer serializes them
-itself (``to_bytes`` / ``from_bytes``), holds them on thinc's current device, and runs them in
+itself (``to_bytes`` / ``from_bytes``), holds them on thinc's current device (or the one
+:meth:`LukeShim.set_device` names), and runs them in
 the precision mode its pipe sets (:func:`set_precision`).
 
 Input: a padded batch (``LukeBatch``: a dict of int64 numpy arrays, the model's forward
@@ -152,16 +153,36 @@ def save_luke_folder(model: LukeHeadModel, folder: Path) -> None:
     luke_shim(model).save_folder(Path(folder))
 
 
+def _to_device(model: LukeHeadModel, value, device):
+    """An input array as a tensor on ``device``: numpy inputs for a GPU go through pinned host
+    memory and are copied without blocking, so the next batch can be built meanwhile."""
+    import torch
+
+    if device.type == "cuda" and isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value)).pin_memory().to(device, non_blocking=True)
+    return xp2torch(model.ops.asarray(value), device=device)
+
+
+def _to_ops(model: LukeHeadModel, tensor):
+    """The output as an array of the model's ops (numpy when the weights sit on a GPU that
+    thinc's ops do not use: a device set with ``set_device``, no cupy needed)."""
+    from thinc.api import NumpyOps
+
+    if tensor.is_cuda and isinstance(model.ops, NumpyOps):
+        return tensor.detach().float().cpu().numpy()
+    return torch2xp(tensor.float())
+
+
 def _forward(model: LukeHeadModel, X: LukeBatch, is_train: bool):
     shim = luke_shim(model)
     if shim.head_model is None:
         raise ValueError(f"The {model.name} model has no weights yet: initialize the pipe first.")
     device = shim._model.device
-    kwargs = {key: xp2torch(model.ops.asarray(value), device=device) for key, value in X.items()}
+    kwargs = {key: _to_device(model, value, device) for key, value in X.items()}
     Y_torch, torch_backprop = shim(ArgsKwargs(args=(), kwargs=kwargs), is_train)
 
     def backprop(dY):
-        torch_backprop(ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": xp2torch(dY, device=device)}))
+        torch_backprop(ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": _to_device(model, dY, device)}))
         return X
 
-    return torch2xp(Y_torch.float()), backprop
+    return _to_ops(model, Y_torch), backprop

@@ -69,6 +69,7 @@ class LukeShim(PyTorchShim):
         self._mixed_precision = mixed_precision
         self._grad_scaler_config = dict(grad_scaler_config or {})
         self._grad_scaler = None  # made with the first weights, on their device
+        self.device_name: Optional[str] = None  # set_device: a torch device; None: thinc's current one
         self.head = head
         self.output = output
         self.precision = precision
@@ -92,7 +93,8 @@ class LukeShim(PyTorchShim):
         from .head_output import HeadOutput
 
         _single_threaded_after_fork()
-        device = get_torch_default_device() if device is None else device
+        if device is None:
+            device = self.device_name if self.device_name is not None else get_torch_default_device()
         head_model.to(device)
         if self._grad_scaler is None:
             self._grad_scaler = PyTorchGradScaler(**self._grad_scaler_config) if self._mixed_precision else PyTorchGradScaler(False)
@@ -101,6 +103,15 @@ class LukeShim(PyTorchShim):
         head_model.eval()  # at rest; each call says whether it trains
         self._model = HeadOutput(head_model, self.output, get_precision(self.precision).on(device))
         self.pieces = pieces
+
+    def set_device(self, device: str) -> None:
+        """Hold the weights on ``device`` ("cpu", "cuda:0", ...) from now on, whatever thinc's
+        current ops are (the layer moves its inputs there and its outputs back to numpy)."""
+        import torch
+
+        self.device_name = str(torch.device(device))
+        if self._model is not None:
+            self.attach(self._model.head_model, self.pieces, device=torch.device(self.device_name))
 
     def set_precision(self, precision: str) -> None:
         """Run predictions in ``precision`` from now on (the weights stay as they are)."""

@@ -163,6 +163,11 @@ class LukePipe(TrainablePipe):
     def _after_load(self, luke_model) -> None:
         """Hook: read labels etc. from the loaded model."""
 
+    def _on_gpu(self) -> bool:
+        """Whether the weights sit on a CUDA device."""
+        param = next(get_torch_module(self.model).parameters(), None)
+        return param is not None and param.device.type == "cuda"
+
     # ------------------------------------------------------------------ inputs
 
     def _word_budget(self) -> int:

@@ -24,6 +24,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 
 from ..bucketing import bucket_by_cost
+from ..prefetch import prefetched
 from .base import MAX_PADDING, LukePipe
 from .candidates import sentence_bounds
 from .skipped import SkipLog
@@ -122,7 +123,10 @@ class ItemsPipe(LukePipe):
 
     def _run_batches(self, inputs: Sequence[Any], *, is_train: bool = False):
         """Run the padded batches of ``inputs``; yields (indices, outputs, backprop)."""
-        for batch, padded in self._padded_batches(inputs):
+        batches = self._padded_batches(inputs)
+        if self._on_gpu():  # build the next batch's inputs while the GPU runs this one
+            batches = prefetched(batches)
+        for batch, padded in batches:
             if is_train:
                 outputs, backprop = self.model.begin_update(padded)
             else:

@@ -1,0 +1,164 @@
+"""Streaming input for ``annotate``: text files (one text per line, or per file), JSONL (a text
+field, other fields carried through) or stdin, read one line at a time (constant memory).
+
+A bad line (not UTF-8, invalid JSON, no text field) is reported with its file and line and
+skipped (``on_error="skip"``) or stops the run (``"fail"``). Records are numbered in input order
+(bad lines excluded): the number decides the output shard, so a re-run over the same input
+finds the same shards.
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
+
+FORMATS = ("auto", "text", "jsonl")
+ON_ERROR = ("skip", "fail")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+STDIN_NAME = "-"
+
+
+class BadInputError(ValueError):
+    """A line that cannot be read: the message starts with FILE:LINE."""
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One text to annotate.
+
+    index: its number among the good records of the whole input (0-based).
+    source: the file it came from ("-" for stdin); line: its line (0 for a whole file).
+    fields: the other fields of a JSONL record, carried through to the output.
+    """
+
+    index: int
+    source: str
+    line: int
+    text: str
+    fields: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+def input_format(name: str, fmt: str) -> str:
+    """"text" or "jsonl" for an input: ``fmt``, or by suffix when "auto" (stdin: text)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt!r}: choose one of {FORMATS}")
+    if fmt != "auto":
+        return fmt
+    return "jsonl" if Path(name).suffix.lower() in JSONL_SUFFIXES else "text"
+
+
+def check_inputs(inputs: Sequence[str]) -> None:
+    """Fail before any work on an input that does not exist or is a folder."""
+    for name in inputs:
+        if name == STDIN_NAME:
+            continue
+        path = Path(name)
+        if path.is_dir():
+            raise ValueError(f"{name} is a directory, not a file: give the files in it (e.g. {name}/*.txt)")
+        if not path.exists():
+            raise ValueError(f"{name}: no such input file")
+
+
+def _binary(name: str):
+    if name == STDIN_NAME:
+        if sys.stdin is None:
+            raise ValueError("<stdin> is closed: pipe text in, or give input files")
+        return getattr(sys.stdin, "buffer", None) or io.BytesIO(sys.stdin.read().encode("utf8"))
+    return open(name, "rb")
+
+
+def _lines(name: str) -> Iterator[tuple]:
+    """(line number, raw bytes without the newline) of a file, streamed."""
+    handle = _binary(name)
+    try:
+        for number, raw in enumerate(handle, 1):
+            yield number, raw.rstrip(b"\r\n")
+    finally:
+        if name != STDIN_NAME:
+            handle.close()
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf8")
+    except UnicodeDecodeError as err:
+        raise BadInputError(f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1})") from None
+
+
+def read_records(
+    inputs: Sequence[str],
+    *,
+    fmt: str = "auto",
+    whole_file: bool = False,
+    text_field: str = "text",
+    on_error: str = "skip",
+    report: Optional[Callable[[str], None]] = None,
+) -> Iterator[InputRecord]:
+    """The records of ``inputs`` ("-" or none: stdin), in order, one line at a time."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error={on_error!r}: choose one of {ON_ERROR}")
+    report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
+    index = 0
+    for name in inputs or [STDIN_NAME]:
+        kind = input_format(name, fmt)
+        display = "<stdin>" if name == STDIN_NAME else name
+        if whole_file and kind == "text":
+            handle = _binary(name)
+            try:
+                data = handle.read()
+            finally:
+                if name != STDIN_NAME:
+                    handle.close()
+            try:
+                text = _decode(data, display).replace("\r\n", "\n")
+            except BadInputError as err:
+                if on_error == "fail":
+                    raise
+                report(f"{err}; skipped")
+                continue
+            if text.strip():
+                yield InputRecord(index, name, 0, text)
+                index += 1
+            continue
+        for number, raw in _lines(name):
+            where = f"{display}:{number}"
+            try:
+                record = _parse(raw, where, kind, text_field)
+            except BadInputError as err:
+                if on_error == "fail":
+                    raise
+                report(f"{err}; skipped")
+                continue
+            if record is None:
+                continue
+            text, fields = record
+            yield InputRecord(index, name, number, text, fields)
+            index += 1
+
+
+def _parse(raw: bytes, where: str, kind: str, text_field: str):
+    """(text, other fields) of one line; None for a blank line."""
+    if not raw.strip():
+        return None
+    line = _decode(raw, where)
+    if kind == "text":
+        return line, {}
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise BadInputError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(value, dict):
+        raise BadInputError(f"{where}: a JSONL record must be an object with a {text_field!r} field, got {type(value).__name__}")
+    text = value.get(text_field)
+    if not isinstance(text, str):
+        found = "missing" if text_field not in value else f"a {type(text).__name__}"
+        raise BadInputError(f"{where}: the {text_field!r} field is {found}; each record needs it as a string (--text-field to use another)")
+    fields = {k: v for k, v in value.items() if k != text_field}
+    return text, fields

@@ -1,0 +1,56 @@
+"""The JSONL record of an annotated doc: what every LUKE pipe wrote, plus the input's own fields.
+
+``{"source", "line", "text", "entities": [{start, end, label, text, score, kb_id, kb_scores,
+types}], "relations": [{head, tail, label, score}], ...input fields}``. Character offsets;
+``score`` is luke_ner's (None from other recognizers), ``kb_scores`` the linker's
+[(kb_id, probability)], ``types`` the typer's {type: probability} (each None when that pipe
+did not run).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from spacy.tokens import Doc, Span
+
+OWN_FIELDS = ("source", "line", "text", "entities", "relations")
+
+
+def _extension(span: Span, name: str) -> Optional[Any]:
+    return getattr(span._, name) if Span.has_extension(name) else None
+
+
+def entity_records(doc: Doc) -> List[Dict[str, Any]]:
+    out = []
+    for ent in doc.ents:
+        kb_scores = _extension(ent, "luke_kb_scores")
+        types = _extension(ent, "luke_types")
+        out.append(
+            {
+                "start": ent.start_char,
+                "end": ent.end_char,
+                "label": ent.label_,
+                "text": ent.text,
+                "score": _extension(ent, "luke_score"),
+                "kb_id": ent.kb_id_,
+                "kb_scores": None if kb_scores is None else [[str(k), float(p)] for k, p in kb_scores],
+                "types": None if types is None else {str(k): float(v) for k, v in types.items()},
+            }
+        )
+    return out
+
+
+def relation_records(doc: Doc) -> List[Dict[str, Any]]:
+    relations = doc._.luke_relations if Doc.has_extension("luke_relations") else None
+    return [
+        {"head": list(r["head"]), "tail": list(r["tail"]), "label": r["label"], "score": float(r["score"])}
+        for r in relations or []
+    ]
+
+
+def doc_record(doc: Doc, source: str, line: int, fields: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The output record of ``doc`` (the input's other fields first, ours win on a clash)."""
+    record: Dict[str, Any] = dict(fields or {})
+    record.update(
+        {"source": source, "line": line, "text": doc.text, "entities": entity_records(doc), "relations": relation_records(doc)}
+    )
+    return record

@@ -1,0 +1,131 @@
+"""``annotate``: any pipeline over files, streamed, written as it goes, resumable, locally or on Ray.
+
+Python::
+
+    from spacy_luke.annotate import annotate
+    annotate("my_pipeline/", ["corpus.txt"], "out/", gpu_id=0, precision="bfloat16")
+
+The command line (``python -m spacy_luke annotate``) calls this with its flags.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+from .device import apply_device, plan_for_this_machine
+from .inputs import check_inputs, read_records
+from .local import annotate_local, unfinished
+from .pipeline import describe, load_pipeline
+from .shards import ShardedOutput
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class AnnotateSummary:
+    written: int  # docs written by this run
+    skipped_bad: int  # bad input lines skipped
+    seconds: float
+    words: int
+    device: str
+    settings: List[str] = field(default_factory=list)
+
+    @property
+    def words_per_second(self) -> float:
+        return self.words / self.seconds if self.seconds else 0.0
+
+
+def annotate(
+    pipeline: str,
+    inputs: Sequence[str],
+    output: str,
+    *,
+    input_format: str = "auto",
+    whole_file: bool = False,
+    text_field: str = "text",
+    on_error: str = "skip",
+    output_format: str = "jsonl",
+    shard_size: int = 10000,
+    batch_size: int = 32,
+    n_process: int = 1,
+    gpu_id: Optional[int] = None,
+    precision: Optional[str] = None,
+    max_batch_cost: Optional[int] = None,
+    lang: str = "en",
+    overwrite: bool = False,
+    engine: str = "local",
+    ray_address: Optional[str] = None,
+    ray_concurrency: int = 1,
+    ray_num_cpus: Optional[float] = None,
+    ray_num_gpus: Optional[float] = None,
+    progress: bool = True,
+    report: Optional[Callable[[str], None]] = None,
+) -> AnnotateSummary:
+    """Annotate ``inputs`` with ``pipeline`` into the folder ``output`` (see the README, "annotate")."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: choose one of {ENGINES}")
+    if n_process > 1 and gpu_id is not None:
+        raise ValueError("--n-process > 1 with --gpu-id would load one model copy per process on the GPU: use one process, or --engine ray")
+    report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
+    check_inputs(inputs)
+    plan = plan_for_this_machine(gpu_id, precision, max_batch_cost)
+    for note in plan.notes:
+        report(note)
+    job = {
+        "pipeline": str(pipeline),
+        "pipeline_meta": describe(str(pipeline)),
+        "inputs": [str(name) for name in inputs] or ["-"],
+        "input_format": input_format,
+        "whole_file": whole_file,
+        "text_field": text_field,
+    }
+    out = ShardedOutput(output, job=job, shard_size=shard_size, fmt=output_format, overwrite=overwrite)
+    bad = []
+
+    def report_bad(message: str) -> None:
+        bad.append(message)
+        report(message)
+
+    records = unfinished(
+        read_records(inputs, fmt=input_format, whole_file=whole_file, text_field=text_field, on_error=on_error, report=report_bad),
+        out,
+    )
+    words = [0]
+    bar = _progress_bar(progress)
+
+    def count(n_words: int) -> None:
+        words[0] += n_words
+        if bar is not None:
+            bar.update(n_words)
+
+    start = time.perf_counter()
+    complete = False
+    try:
+        if engine == "local":
+            nlp = load_pipeline(str(pipeline), lang=lang)
+            settings = apply_device(nlp, plan)
+            written = annotate_local(nlp, records, out, batch_size=batch_size, n_process=n_process, progress=count)
+        else:
+            from .ray_engine import annotate_ray
+
+            settings = [f"ray: concurrency {ray_concurrency}, device {plan.device}"]
+            written = annotate_ray(
+                str(pipeline), records, out, plan=plan, lang=lang, batch_size=batch_size, address=ray_address,
+                concurrency=ray_concurrency, num_cpus=ray_num_cpus, num_gpus=ray_num_gpus, progress=count,
+            )
+        complete = True
+    finally:
+        out.finish(complete=complete)
+        if bar is not None:
+            bar.close()
+    return AnnotateSummary(written, len(bad), time.perf_counter() - start, words[0], plan.device, settings)
+
+
+def _progress_bar(enabled: bool):
+    if not enabled or sys.stderr is None:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit=" words", unit_scale=True, file=sys.stderr, desc="annotate", mininterval=1.0)
