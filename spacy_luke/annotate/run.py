@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
-from .device import apply_device, plan_for_this_machine
+from .device import apply_device, plan_device, plan_for_this_machine
 from .inputs import check_inputs, read_records
 from .local import annotate_local, unfinished
 from .pipeline import describe, load_pipeline
@@ -70,7 +70,11 @@ def annotate(
         raise ValueError("--n-process > 1 with --gpu-id would load one model copy per process on the GPU: use one process, or --engine ray")
     report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
     check_inputs(inputs)
-    plan = plan_for_this_machine(gpu_id, precision, max_batch_cost)
+    if engine == "ray" and gpu_id is not None:
+        # The GPUs are the actors' (Ray gives each its own as cuda:0), not the driver's: they check.
+        plan = plan_device(0, precision, max_batch_cost, cuda_available=True, device_count=1, bf16_supported=True)
+    else:
+        plan = plan_for_this_machine(gpu_id, precision, max_batch_cost)
     for note in plan.notes:
         report(note)
     job = {
