@@ -52,6 +52,16 @@ LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
 MISSING_RAY = "--engine ray needs Ray: pip install 'spacy-luke[ray]'"
 
 
+def _assigned_cpus() -> int:
+    """The whole CPUs Ray assigned to this actor (0 outside Ray or when unknown)."""
+    try:
+        import ray
+
+        return int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0))
+    except Exception:  # pragma: no cover - outside an actor
+        return 0
+
+
 class LukeAnnotator:
     """A Ray actor (``ray.remote(LukeAnnotator)``): one pipeline, loaded once, many batches."""
 
@@ -71,8 +81,13 @@ class LukeAnnotator:
                 plan = plan_device(0, precision, max_batch_cost, cuda_available=available, device_count=count, bf16_supported=bf16)
             else:
                 plan = DevicePlan("cpu", precision, 1, max_batch_cost)
+            threads = _assigned_cpus()
+            if threads:  # torch uses the CPUs Ray gave this actor, whatever OMP_NUM_THREADS says
+                import torch
+
+                torch.set_num_threads(threads)
             self.nlp = load_pipeline(pipeline, lang=lang)
-            self.settings = apply_device(self.nlp, plan) + plan.notes
+            self.settings = apply_device(self.nlp, plan) + plan.notes + [f"torch threads: {threads or 'default'}"]
         except Exception as err:  # raised by describe(): the driver gets the pipeline's own error
             self.error = err
 
