@@ -53,6 +53,7 @@ mixed_precision = false
         "overwrite": False,
         "respect_outside": False,
         "spans_key": None,
+        "skip_longer_than_trained": True,
         "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -73,6 +74,7 @@ def make_luke_ner(
     scorer: Optional[Callable],
     precision: str = "float32",
     respect_outside: bool = False,
+    skip_longer_than_trained: bool = True,
 ) -> "LukeNER":
     """LUKE named entity recognition.
 
@@ -85,6 +87,7 @@ def make_luke_ner(
     overwrite (bool): replace existing doc.ents (or the spans in doc.spans[spans_key]) instead of keeping them; blocked tokens are never overwritten.
     respect_outside (bool): never put an entity on a token marked outside (O); default false, as spaCy's ner (doc.ents = ... and the entity ruler mark every other token O). Blocked tokens (doc.set_ents(blocked=...)) never get one either way.
     spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents; spans already in that group are kept (scores NaN) unless overwrite.
+    skip_longer_than_trained (bool): after training (initialize with examples), predict only on default candidates up to the longest entity of the training data (recorded in the pipe's cfg as longest_entity): longer spans were NIL in every training example, so scoring them is wasted work.
     lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
@@ -108,6 +111,7 @@ class LukeNER(ItemsPipe):
         overwrite: bool = False,
         respect_outside: bool = False,
         spans_key: Optional[str] = None,
+        skip_longer_than_trained: bool = True,
         **settings: Any,
     ):
         if max_mention_length < 1:
@@ -121,6 +125,8 @@ class LukeNER(ItemsPipe):
             overwrite=overwrite,
             respect_outside=respect_outside,
             spans_key=spans_key,
+            skip_longer_than_trained=skip_longer_than_trained,
+            longest_entity=None,
             **settings,
         )
         self.candidates = candidates
@@ -159,12 +165,25 @@ class LukeNER(ItemsPipe):
     def _items(self, docs: Sequence[Doc]) -> List[np.ndarray]:
         """The candidate spans of each doc: the suggester's, else every span within a sentence."""
         if self.candidates is None:
-            return sentence_spans_of_docs(docs, self.cfg["max_mention_length"])
+            return sentence_spans_of_docs(docs, self._candidate_length())
         per_doc = split_ragged(self.candidates(docs, ops=get_current_ops()))
         for doc, spans in zip(docs, per_doc):
             if len(spans) and (spans.min() < 0 or spans[:, 1].max() > len(doc) or (spans[:, 0] >= spans[:, 1]).any()):
                 raise ValueError(f"[{self.name}] the candidates suggester returned spans outside the doc or empty: {spans.tolist()[:5]}")
         return per_doc
+
+    def _candidate_length(self) -> int:
+        """The longest default candidate: max_mention_length, or the longest training entity."""
+        longest = self.cfg.get("longest_entity")
+        if self.cfg.get("skip_longer_than_trained", True) and longest:
+            return min(self.cfg["max_mention_length"], int(longest))
+        return self.cfg["max_mention_length"]
+
+    def _training_items(self, examples: Sequence[Example]) -> List[np.ndarray]:
+        """Training sees every default candidate up to max_mention_length (the longer ones as NIL)."""
+        if self.candidates is None:
+            return sentence_spans_of_docs([eg.predicted for eg in examples], self.cfg["max_mention_length"])
+        return self._items([eg.predicted for eg in examples])
 
     def _plan(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Plan:
         """One input per word window and group of at most ``max_entities_per_pass`` candidates.
@@ -256,10 +275,16 @@ class LukeNER(ItemsPipe):
         data, else the checkpoint's. A checkpoint whose labels differ gets a new head.
         """
         validate_get_examples(get_examples, "LukeNER.initialize")
+        found, longest = set(), 0
+        spans_key = self.cfg["spans_key"]
+        for example in get_examples():
+            reference = example.reference
+            gold = reference.spans[spans_key] if spans_key and spans_key in reference.spans else reference.ents
+            found.update(ent.label_ for ent in gold)
+            longest = max([longest] + [len(ent) for ent in example.get_aligned_spans_y2x(gold, allow_overlap=True)])
+        # The longest training entity (in the pipeline's tokens): longer candidates are skipped at prediction.
+        self.cfg["longest_entity"] = longest or None
         if labels is None:
-            found = set()
-            for example in get_examples():
-                found.update(ent.label_ for ent in example.reference.ents)
             labels = sorted(found)
         labels = [label for label in labels if label not in NIL_LABELS]
         if labels:
