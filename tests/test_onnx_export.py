@@ -1,0 +1,190 @@
+"""ONNX export (spacy_luke.export): ONNX Runtime equals our float32 torch model to 1e-4 on the pipes'
+own padded batches, whose batch / word / entity / mention lengths differ from the export sample;
+the folder is self-contained; the command line writes it and fails in one line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import spacy
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from pipeline_fixtures import (  # noqa: E402,F401
+    encoder_checkpoint,
+    mlm_checkpoint,
+    ner_checkpoint,
+    pipe_root,
+    relation_checkpoint,
+    typer_checkpoint,
+)
+from test_cli_errors import fails  # noqa: E402
+from test_entity_typer import TEXTS, make_docs  # noqa: E402
+from test_model_fast_paths import _share_queries as share_queries  # noqa: E402
+
+from spacy_luke import cli  # noqa: E402
+from spacy_luke.export import HEAD_ALIASES, export_onnx  # noqa: E402
+from spacy_luke.export.onnx import HEADS, OnnxExportError, sample_inputs  # noqa: E402
+from spacy_luke.export.ort_runner import OnnxRunner  # noqa: E402
+
+ATOL = 1e-4
+# kind: (factory, checkpoint fixture, max_batch_cost: small, so that the test docs give batches of several sizes)
+PIPES = {
+    "ner": ("luke_ner", "ner_checkpoint", 250),
+    "typer": ("luke_entity_typer", "typer_checkpoint", 150),
+    "relation": ("luke_relation_extractor", "relation_checkpoint", 150),
+    "encoder": ("luke_entity_vectors", "encoder_checkpoint", 60),
+}
+
+
+def ner_sample(folder):
+    """The sample the export traces the NER head on (batch 2, 16 words, 3 entities, mentions of 4)."""
+    from spacy_luke.model import LukeConfig
+
+    return sample_inputs(HEADS["LukeForEntitySpanClassification"], LukeConfig.from_json_file(folder / "config.json"))
+
+
+def saved_pipeline(request, tmp_path, kind: str):
+    """A spaCy pipeline with the ``kind`` pipe on its fixture checkpoint, saved to disk; the pipe and
+    the padded batches it builds for the test docs."""
+    factory, fixture, max_batch_cost = PIPES[kind]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    pipe = nlp.add_pipe(factory, config={"pretrained": str(request.getfixturevalue(fixture)), "max_batch_cost": max_batch_cost})
+    docs = make_docs(nlp, TEXTS[:12])
+    for doc in docs:
+        nlp.get_pipe("sentencizer")(doc)
+    nlp.to_disk(tmp_path / "pipeline")
+    plan = pipe._plan(docs, pipe._items(docs))
+    batches = [padded for _, padded in pipe._padded_batches(plan.inputs)]
+    return pipe, batches
+
+
+@pytest.mark.parametrize("kind", sorted(PIPES))
+def test_onnx_runtime_equals_the_pipe_layer(request, tmp_path, kind):
+    pipe, batches = saved_pipeline(request, tmp_path, kind)
+    report = export_onnx(tmp_path / "pipeline", tmp_path / "onnx")
+    assert report.head == HEAD_ALIASES[kind] and max(report.max_abs_diff.values()) <= ATOL
+    runner = OnnxRunner.from_folder(tmp_path / "onnx")
+    shapes = {(b["input_ids"].shape, b["entity_position_ids"].shape) for b in batches}
+    assert len({b["input_ids"].shape[0] for b in batches}) >= 2 and len(shapes) >= 3  # batch / word / entity lengths
+    sample = sample_inputs(HEADS[report.head], pipe.luke_model.config)
+    assert (sample["input_ids"].shape, sample["entity_position_ids"].shape) not in shapes
+    worst = 0.0
+    for padded in batches:
+        expected = pipe.model.predict(padded)  # the thinc layer: float32, encoder unpadded
+        got = runner.predict(padded)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        if got.ndim == 3:  # (batch, entities, width): the pipes read the real entity slots only
+            real = padded["entity_attention_mask"].astype(bool)
+            expected, got = expected[real], got[real]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    assert worst <= ATOL, worst
+
+
+def test_checkpoint_folder_is_self_contained(ner_checkpoint, tmp_path):
+    from spacy_luke.tokenization import load_tokenizer
+
+    out = tmp_path / "onnx"
+    report = export_onnx(ner_checkpoint, out, lite=True, opset=18, int8=True)
+    names = {p.name for p in out.iterdir()}
+    assert {"model.onnx", "model.int8.onnx", "config.json", "vocab.json", "merges.txt", "entity_vocab.json", "onnx_export.json"} <= names
+    spec = json.loads((out / "onnx_export.json").read_text(encoding="utf8"))
+    assert spec["head"] == "LukeForEntitySpanClassification" and spec["opset"] == 18 and spec["lite"] is True
+    assert spec["model_files"] == {"float32": "model.onnx", "int8": "model.int8.onnx"}
+    assert 0 < max(report.int8_max_abs_diff.values()) < 1.0  # quantized: close, not within 1e-4
+    sample = ner_sample(out)
+    float32, int8 = (OnnxRunner.from_folder(out, precision=p).predict(sample) for p in ("float32", "int8"))
+    assert int8.shape == float32.shape and np.abs(int8 - float32).max() < 1.0
+    assert [i["name"] for i in spec["inputs"]][-2:] == ["entity_start_positions", "entity_end_positions"]
+    assert spec["inputs"][4]["axes"] == ["batch", "entities", "mention"] and spec["outputs"][0]["axes"] == ["batch", "entities", None]
+    assert spec["parity"]["max_abs_diff"] == report.max_abs_diff
+    tokenizer = load_tokenizer(out)  # the lite vocabulary: the special entities only
+    assert len(tokenizer.entity_vocab) == 4
+    assert json.loads((out / "config.json").read_text(encoding="utf8"))["entity_vocab_size"] == 4
+
+
+def test_shared_queries_export_plain_attention(ner_checkpoint):
+    """Public checkpoints have equal entity-aware queries: the export takes the plain attention path."""
+    from spacy_luke.model import LukeForEntitySpanClassification
+
+    model = LukeForEntitySpanClassification.from_pretrained(ner_checkpoint)
+    share_queries(model)
+    assert model.detect_shared_queries()
+    runner = OnnxRunner.from_module(model)  # checked against torch on two samples
+    inputs = sample_inputs(HEADS[runner.head], model.config, batch=4, words=20, entities=7, mention=3, seed=3)
+    with torch.no_grad():
+        expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
+    assert np.abs(runner.predict(inputs) - expected).max() <= ATOL
+    int8 = OnnxRunner.from_module(model, precision="int8", check=False)
+    assert np.abs(int8.predict(inputs) - expected).max() < 1.0
+
+
+def test_export_errors(ner_checkpoint, mlm_checkpoint, typer_checkpoint, tmp_path):
+    with pytest.raises(OnnxExportError, match="names a LukeForMaskedLM.*head='encoder'"):
+        export_onnx(mlm_checkpoint, tmp_path / "a")
+    with pytest.raises(OnnxExportError, match="no trained LukeForEntityPairClassification head"):
+        export_onnx(mlm_checkpoint, tmp_path / "b", head="relation")
+    assert export_onnx(mlm_checkpoint, tmp_path / "b2", head="encoder").head == "LukeModel"  # no pooler: not exported
+    with pytest.raises(OnnxExportError, match="shape"):
+        export_onnx(ner_checkpoint, tmp_path / "c", head="typer")
+    with pytest.raises(OnnxExportError, match="cannot be exported.*ner, typer"):
+        export_onnx(ner_checkpoint, tmp_path / "d", head="LukeForMaskedLM")
+    with pytest.raises(OnnxExportError, match="opset 14 or later"):
+        export_onnx(ner_checkpoint, tmp_path / "e", opset=12)
+    with pytest.raises(OnnxExportError, match="not found"):
+        export_onnx(tmp_path / "nowhere", tmp_path / "f")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("", encoding="utf8")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(ner_checkpoint, tmp_path / "full")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint)})
+    nlp.add_pipe("luke_entity_typer", config={"pretrained": str(typer_checkpoint)})
+    nlp.to_disk(tmp_path / "two")
+    with pytest.raises(OnnxExportError, match=r"several LUKE pipes \(luke_entity_typer, luke_ner\).*--pipe"):
+        export_onnx(tmp_path / "two", tmp_path / "g")
+    with pytest.raises(OnnxExportError, match="no saved LUKE pipe named 'tagger'"):
+        export_onnx(tmp_path / "two", tmp_path / "g", pipe="tagger")
+    report = export_onnx(tmp_path / "two", tmp_path / "g", pipe="luke_entity_typer", check=False)
+    assert report.head == "LukeForEntityClassification" and report.max_abs_diff == {}
+
+
+def test_runner_rejects_other_batches(ner_checkpoint, tmp_path):
+    export_onnx(ner_checkpoint, tmp_path / "onnx", check=False)
+    runner = OnnxRunner.from_folder(tmp_path / "onnx")
+    sample = ner_sample(ner_checkpoint)
+    batch = dict(sample)
+    del batch["entity_end_positions"]
+    with pytest.raises(ValueError, match=r"lacks \['entity_end_positions'\]"):
+        runner.predict(batch)
+    with pytest.raises(ValueError, match=r"has \['token_type_ids'\]"):
+        runner.predict({**sample, "token_type_ids": sample["input_ids"] * 0})
+    with pytest.raises(OnnxExportError, match="onnx_export.json is missing"):
+        OnnxRunner.from_folder(ner_checkpoint)
+    with pytest.raises(OnnxExportError, match="no int8 graph.*--int8"):
+        OnnxRunner.from_folder(tmp_path / "onnx", precision="int8")
+
+
+def test_heads_and_aliases_agree():
+    assert set(HEAD_ALIASES.values()) == set(HEADS)
+
+
+def test_command_line(capsys, ner_checkpoint, mlm_checkpoint, tmp_path):
+    out = tmp_path / "onnx"
+    assert cli.main(["export-onnx", str(ner_checkpoint), str(out), "--head", "ner", "--opset", "17"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("Wrote LukeForEntitySpanClassification as ONNX (opset 17)") and "within" in err
+    assert OnnxRunner.from_folder(out).predict(ner_sample(ner_checkpoint)).shape == (2, 3, 4)
+    assert "is not empty: add --overwrite" in fails(capsys, "export-onnx", ner_checkpoint, out)
+    assert cli.main(["export-onnx", str(ner_checkpoint), str(out), "--overwrite", "--no-check"]) == 0
+    assert "not checked" in capsys.readouterr().err
+    line = fails(capsys, "export-onnx", tmp_path / "no-such-model", tmp_path / "x")
+    assert "no-such-model" in line and "not found" in line
+    assert "names a LukeForMaskedLM" in fails(capsys, "export-onnx", mlm_checkpoint, tmp_path / "y")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["export-onnx", str(ner_checkpoint), str(tmp_path / "z"), "--opset", "9"])
+    assert exit_.value.code == 2
+    assert ">= 14" in capsys.readouterr().err
