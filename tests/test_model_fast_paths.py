@@ -156,9 +156,13 @@ def test_precision_modes_agree_with_float32(shared_model):
         scale = base.abs().max().item()
         int8 = inference_view(model, "int8")(**inputs).logits
         assert (int8 - base).abs().max().item() < 0.1 * scale
-        with precision_context("bfloat16", "cpu"):
-            bf16 = model(**inputs).logits.float()
-        assert (bf16 - base).abs().max().item() < 0.1 * scale
+        for name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
+            with precision_context(name, "cpu"):  # no autocast: the view is cast once
+                assert not torch.is_autocast_enabled("cpu")
+                view = inference_view(model, name)
+                half = view(**inputs).logits
+            assert view.luke.dtype == dtype and half.dtype == torch.float32  # a 16-bit encoder, float32 logits
+            assert (half.float() - base).abs().max().item() < 0.02 * scale
     assert set(PRECISIONS) == {"float32", "bfloat16", "float16", "int8"}
     assert isinstance(precision_context("float32", "cpu"), type(precision_context("int8", "cpu")))
     with pytest.raises(ValueError, match="precision='double'"):
@@ -341,16 +345,20 @@ def test_unpadded_workspace_matches_plain_unpadded(hf_checkpoint, monkeypatch, v
     assert (int8_got[keep] - expected[keep]).abs().max() < 0.1 * scale
 
 
-def test_workspace_only_for_cpu_float32_inference():
+def test_workspace_only_for_cpu_inference_without_autocast():
     from spacy_luke.model.unpadded import Workspace
 
     hidden = torch.zeros(3, 4)
     with torch.no_grad():
         assert Workspace.wanted(hidden, training=False)
+        assert Workspace.wanted(hidden.bfloat16(), training=False)  # a 16-bit view cast once
+        assert Workspace.wanted(hidden.half(), training=False)
         assert not Workspace.wanted(hidden, training=True)
+        assert not Workspace.wanted(hidden.bfloat16(), training=True)
         assert not Workspace.wanted(hidden.double(), training=False)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert not Workspace.wanted(hidden, training=False)
+            assert not Workspace.wanted(hidden.bfloat16(), training=False)
     assert not Workspace.wanted(hidden, training=False)  # autograd on
     with pytest.raises(ValueError, match="at least 1 token"):
         Workspace(hidden, chunk=0)

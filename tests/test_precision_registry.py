@@ -1,6 +1,7 @@
 """The precision modes: one registry in spacy_luke.model.precision, read by the thinc layer."""
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
@@ -41,13 +42,9 @@ def _recorded(fn):
 def test_each_mode_is_named_once_with_its_settings():
     assert PRECISIONS == tuple(MODES) == ("float32", "bfloat16", "float16", "int8")
     assert all(isinstance(mode, Precision) and mode.name == name for name, mode in MODES.items())
-    assert {name: mode.autocast for name, mode in MODES.items()} == {
-        "float32": None,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-        "int8": None,
-    }
-    assert [name for name, mode in MODES.items() if mode.view is not None] == ["int8"]
+    # No mode casts per call: the 16-bit modes cast their weights once, in their view.
+    assert {name: mode.autocast for name, mode in MODES.items()} == dict.fromkeys(PRECISIONS)
+    assert [name for name, mode in MODES.items() if mode.view is not None] == ["bfloat16", "float16", "int8"]
     assert [(name, mode.devices, mode.fallback) for name, mode in MODES.items() if mode.devices] == [("int8", ("cpu",), "float32")]
 
 
@@ -59,10 +56,14 @@ def test_unknown_modes_name_the_choices():
 
 
 def test_contexts():
-    assert isinstance(get_precision("float32").context("cpu"), type(precision_context("int8", "cpu")))
-    context = get_precision("bfloat16").context("cpu")
+    for name in PRECISIONS:  # no registered mode autocasts
+        assert isinstance(precision_context(name, "cpu"), type(contextlib.nullcontext()))
+        with precision_context(name, "cpu"):
+            assert not torch.is_autocast_enabled("cpu")
+    # The field stays for a mode whose weights cannot be cast once.
+    context = Precision("autocast-mode", autocast=torch.bfloat16).context("cpu")
     assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
-    with get_precision("bfloat16").context("cpu"):
+    with Precision("autocast-mode", autocast=torch.bfloat16).context("cpu"):
         assert torch.is_autocast_enabled("cpu")
     assert not torch.is_autocast_enabled("cpu")
 
@@ -92,8 +93,14 @@ def test_slow_modes_warn_where_slow(fresh_warnings, monkeypatch):
 def test_views(hf_checkpoint):
     folder, reference = hf_checkpoint(HEAD)
     model = ours.LukeForEntitySpanClassification.from_pretrained(folder)
-    for name in ("float32", "bfloat16", "float16"):
-        assert inference_view(model, name) is model
+    assert inference_view(model, "float32") is model
+    for name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
+        view = inference_view(model, name)
+        assert view is not model and not view.training
+        assert {p.dtype for p in view.luke.parameters()} == {dtype}
+        assert view.classifier.weight.dtype == torch.float32  # the output layer (precision.KEEP_FLOAT_16)
+        assert {p.data_ptr() for p in view.parameters()}.isdisjoint(p.data_ptr() for p in model.parameters())
+        assert {p.dtype for p in model.parameters()} == {torch.float32}  # the float model is untouched
     view = inference_view(model, "int8")
     assert view is not model and not view.training
     assert type(view.luke.encoder.layer[0].intermediate.dense) is not torch.nn.Linear

@@ -2,8 +2,8 @@
 
 Training calls run the float weights with gradients. Prediction calls run under
 ``torch.inference_mode`` in the layer's precision mode (``spacy_luke.model.precision``): its
-autocast on this device and its inference view (the int8 view is built once per weight version,
-under a lock, so threads share it). Every call runs with the pipes' attention options (real
+inference view (the 16-bit cast copy, the int8 view: built once per weight version, under a lock,
+so threads share it) and its autocast on this device, if it has one. Every call runs with the pipes' attention options (real
 positions only). The module ignores ``train()`` / ``eval()``: each call says its mode through
 ``spacy_luke.model.mode.call_mode`` (see :class:`spacy_luke.layers.luke_shim.LukeShim`).
 """

@@ -176,7 +176,16 @@ class LukeShim(PyTorchShim):
 
     def finish_update(self, optimizer) -> None:
         if self._model is not None:
+            from torch.autograd.graph import increment_version
+
+            updated = [param for param in self._model.parameters() if param.grad is not None]
             super().finish_update(optimizer)
+            # thinc's optimizer writes the new weights through numpy, in place on the CPU, which
+            # torch's version counters do not see. Count the write, so that what is keyed on the
+            # weights (the precision mode's inference view, fused Q/K/V, the shared-query check)
+            # is built again.
+            for param in updated:
+                increment_version(param)
 
     # ------------------------------------------------------------------ calls
 

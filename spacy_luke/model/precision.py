@@ -1,17 +1,22 @@
 """Prediction precision modes, one registry: :data:`MODES` (names in :data:`PRECISIONS`).
 
 Each mode is one :class:`Precision`, named once with everything that differs between modes: the
-autocast dtype of its forward pass, the inference view it runs, the devices it runs on (and the
-mode that runs elsewhere), and where it runs but slowly. Nothing outside this module checks a
-mode's name: the spaCy glue (``spacy_luke.layers.luke_shim``) asks the registry. Adding a mode
-is adding a :class:`Precision` here.
+inference view it runs, the devices it runs on (and the mode that runs elsewhere), and where it
+runs but slowly. Nothing outside this module checks a mode's name: the spaCy glue
+(``spacy_luke.layers.luke_shim``) asks the registry. Adding a mode is adding a :class:`Precision`
+here.
 
-- ``"float32"``: the weights as loaded, no autocast (the reference numbers).
-- ``"bfloat16"`` / ``"float16"``: the forward pass runs under ``torch.autocast`` on the model's
-  device (CUDA, or CPU), so matrix products run in 16 bits while the weights, LayerNorms and
-  softmax stay float32 (no second copy of the weights). On a CPU without native bfloat16
-  (AVX512-BF16 or AMX) the 16-bit products are emulated and *slower* than float32: a warning
-  says so.
+- ``"float32"``: the weights as loaded (the reference numbers).
+- ``"bfloat16"`` / ``"float16"``: predictions run on a copy of the model cast once to that dtype
+  (:func:`half_view`): weights, embeddings and activations in 16 bits, so the matrix products
+  and SDPA run in 16 bits; only the heads' output layers stay float32 (``KEEP_FLOAT_16``: the
+  logits decisions are made on). The copy shares no tensor with the float model, so training
+  (always on the float32 weights) never writes into it, and it is built again when the float
+  weights change, as every view is. PyTorch's LayerNorm and softmax (eager and SDPA) accumulate
+  16-bit inputs in float32, so the copy's LayerNorms run in 16 bits too. No autocast: nothing is
+  cast per call (``Precision.autocast`` remains for a mode whose weights cannot be cast once).
+  On a CPU without native bfloat16 (AVX512-BF16 or AMX) the 16-bit products are emulated and
+  *slower* than float32: a warning says so.
 - ``"int8"``: CPU only (float32 elsewhere, with a warning). Every ``nn.Linear`` of the encoder is
   replaced by a dynamically quantized one (7-bit weights per output channel, 8-bit activations
   quantized per batch, see ``WEIGHT_QUANT_RANGE``); the heads' output layers stay float32 (see
@@ -47,7 +52,7 @@ _KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), so CPU autocast pays off."""
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), so bfloat16 runs faster than float32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     for name in checks:
         fn = getattr(torch.cpu, name, None) if hasattr(torch, "cpu") else None
@@ -74,9 +79,11 @@ class Precision:
     """One prediction precision mode (training always runs on the float32 weights).
 
     name: what users write (``precision = "int8"``).
-    autocast: dtype of the ``torch.autocast`` the forward pass runs under (None: no autocast).
+    autocast: dtype of a ``torch.autocast`` the forward pass runs under (None: no autocast; no
+        registered mode uses one: the 16-bit modes cast their weights once, in their view).
     view: builds the module predictions run from the float model (None: the model itself).
-        Views share the float weights: they are rebuilt when those change.
+        A view is built again whenever the float weights change (``layers.head_output``): the
+        int8 view shares the float modules it does not quantize, the 16-bit views share nothing.
     devices: the device types the mode runs on (None: all). Elsewhere ``fallback`` runs, after
         the warning ``fallback_warning`` (formatted with ``kind``, the device type).
     slow: ``(device type, test, warning)``: where the mode runs but slowly when ``test()`` is true.
@@ -119,7 +126,7 @@ MODES: Dict[str, Precision] = {
         Precision("float32"),
         Precision(
             "bfloat16",
-            autocast=torch.bfloat16,
+            view=lambda model: half_view(model, torch.bfloat16),
             slow=(
                 (
                     "cpu",
@@ -131,7 +138,7 @@ MODES: Dict[str, Precision] = {
         ),
         Precision(
             "float16",
-            autocast=torch.float16,
+            view=lambda model: half_view(model, torch.float16),
             slow=(
                 (
                     "cpu",
@@ -172,7 +179,7 @@ def effective_precision(precision: str, device: Device) -> str:
 
 
 def precision_context(precision: str, device: Device) -> ContextManager:
-    """The autocast context of ``precision`` on ``device`` (a null context for float32 / int8)."""
+    """The autocast context of ``precision`` on ``device`` (a null context for every registered mode)."""
     return get_precision(precision).context(device)
 
 
@@ -302,6 +309,58 @@ def quantize_linears(module: nn.Module) -> nn.Module:
         return convert(module)
 
 
+#: The heads' output layers a 16-bit view keeps in float32 (:class:`Float32Output`): a few outputs
+#: per row, and they give the logits the decisions are made on (in bfloat16 a logit of 40 is
+#: rounded to a multiple of 0.25). Not an LM decoder: most of an MLM head's work, read directly.
+KEEP_FLOAT_16 = ("classifier", "qa_outputs")
+
+
+class Float32Output(nn.Linear):
+    """A head's output layer in a 16-bit view: the float model's float32 weights, its 16-bit input upcast, float32 logits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.to(self.weight.dtype))
+
+
+def cast_copy(module: nn.Module, dtype: torch.dtype, keep_float: Sequence[str] = ()) -> nn.Module:
+    """A copy of ``module`` whose floating-point parameters and buffers are ``dtype``; it shares no tensor with ``module``.
+
+    Each tensor is cast straight into its copy (the float weights are never duplicated on the
+    way); tied parameters stay tied; integer buffers are copied as they are. The copy's
+    parameters need no gradient: it is for inference. Built outside inference mode even when
+    called in it, so that its tensors keep version counters (the weight-keyed caches read them).
+
+    keep_float: names of ``nn.Linear`` layers that stay in their dtype, as :class:`Float32Output`
+    (their inputs upcast), unless their weights are tied to another module's.
+    """
+    kept = {path: sub for path, sub in module.named_modules() if type(sub) is nn.Linear and path.rsplit(".", 1)[-1] in keep_float}
+    elsewhere = {id(p) for path, sub in module.named_modules() if path not in kept for p in sub.parameters(recurse=False)}
+    kept = {path: sub for path, sub in kept.items() if not any(id(p) in elsewhere for p in sub.parameters())}
+    keep = {id(p) for sub in kept.values() for p in sub.parameters()}
+    memo: Dict[int, object] = {}
+    with torch.inference_mode(False), torch.no_grad():
+        for tensor in (*module.parameters(), *module.buffers()):
+            if id(tensor) in memo:
+                continue
+            cast = tensor.is_floating_point() and id(tensor) not in keep
+            data = tensor.detach().to(dtype if cast else tensor.dtype, copy=True)
+            memo[id(tensor)] = nn.Parameter(data, requires_grad=False) if isinstance(tensor, nn.Parameter) else data
+        clone = copy.deepcopy(module, memo)
+        for path in kept:
+            linear = clone.get_submodule(path)
+            output = Float32Output(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
+            output.weight, output.bias = linear.weight, linear.bias
+            output.train(linear.training)
+            parent, _, name = path.rpartition(".")
+            setattr(clone.get_submodule(parent), name, output)
+    return clone
+
+
+def half_view(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """The inference view of a 16-bit mode: ``model`` cast once to ``dtype``, the heads' output layers in float32."""
+    return cast_copy(model, dtype, keep_float=KEEP_FLOAT_16).eval()
+
+
 def inference_view(model: nn.Module, precision: str) -> nn.Module:
-    """The module to run for ``precision``: ``model`` itself, or its view (int8: quantized)."""
+    """The module to run for ``precision``: ``model`` itself, or its view (16-bit: a cast copy; int8: quantized)."""
     return get_precision(precision).inference_module(model)

@@ -18,13 +18,14 @@ The real tokens give the same states as in the padded batch (padding never chang
 token's result); the padded slots of the returned states are zeros instead of the values the
 padded computation would put there, which nothing reads.
 
-Inference on the CPU also reuses memory (:class:`Workspace`): the layers write their Q/K/V,
-attention context and output states into buffers allocated once per forward pass, and the
-per-token work after attention (output projection, feed-forward) runs in chunks of
-:data:`TOKEN_CHUNK` tokens. Without this every layer allocates tens of megabytes afresh
-(``(tokens, 3072)`` feed-forward activations, ``(tokens, 2304)`` Q/K/V), and glibc hands blocks
-that large out as fresh mappings whose page faults cost as much as the GELU that fills them; a
-chunk's activations also stay in cache between the two feed-forward products.
+Inference on the CPU (float32, or a 16-bit view cast once) also reuses memory
+(:class:`Workspace`): the layers write their Q/K/V, attention context and output states into
+buffers allocated once per forward pass, and the per-token work after attention (output
+projection, feed-forward) runs in chunks of :data:`TOKEN_CHUNK` tokens. Without this every layer
+allocates tens of megabytes afresh (``(tokens, 3072)`` feed-forward activations, ``(tokens,
+2304)`` Q/K/V), and glibc hands blocks that large out as fresh mappings whose page faults cost
+as much as the GELU that fills them; a chunk's activations also stay in cache between the two
+feed-forward products.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ GROUP_MAX_PADDING = 0.1
 GROUP_MAX_SLOTS = 16384
 #: Tokens per chunk of the per-token work in CPU inference (see :class:`Workspace`).
 TOKEN_CHUNK = 1024
+#: The hidden-state dtypes CPU inference runs with a :class:`Workspace` (the float model, or a 16-bit cast view).
+WORKSPACE_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 @dataclass
@@ -204,10 +207,13 @@ class Workspace:
 
     @staticmethod
     def wanted(hidden: torch.Tensor, training: bool) -> bool:
-        """Whether to run with a workspace: CPU float32 inference without autograd or autocast."""
+        """Whether to run with a workspace: CPU inference in a :data:`WORKSPACE_DTYPES` dtype, without autograd or autocast.
+
+        (Under autocast a layer's outputs need not have its input's dtype, so they cannot go into its buffers.)
+        """
         return (
             hidden.device.type == "cpu"
-            and hidden.dtype == torch.float32
+            and hidden.dtype in WORKSPACE_DTYPES
             and not training
             and not torch.is_grad_enabled()
             and not torch.is_autocast_enabled("cpu")
