@@ -6,6 +6,8 @@
 - ``build-kb``: an alias file and a LUKE checkpoint to a spaCy knowledge base (for entity linking).
 - ``annotate``: any pipeline over text / JSONL files, streamed into resumable JSONL / DocBin
   shards, locally (CPU or GPU) or on Ray (``spacy_luke.annotate``).
+- ``export-onnx``: a LUKE NER / typer / relation / encoder head (a checkpoint or a saved
+  pipeline's pipe) to an ONNX folder, checked against torch with ONNX Runtime (``spacy_luke.export``).
 
 Every failure is one line on stderr, ``error: FILE[:LINE]: what is wrong; the fix``, and exit
 code 2, never a traceback; ``--debug`` (or ``SPACY_LUKE_DEBUG=1``) re-raises instead.
@@ -244,6 +246,28 @@ def run_annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export_onnx(args: argparse.Namespace) -> int:
+    try:
+        from .export.onnx import export_onnx
+
+        report = export_onnx(
+            args.source, args.output, head=args.head, pipe=args.pipe, opset=args.opset, lite=args.lite,
+            int8=args.int8, check=args.check, atol=args.atol, overwrite=args.overwrite,
+        )
+    except FileExistsError as err:
+        if "overwrite=True" not in str(err):  # the library's wording; the CLI has a flag for it
+            raise
+        raise CliError(f"{args.output} is not empty: add --overwrite to replace its files") from None
+    except ImportError as err:  # onnx / onnxruntime missing: the message says what to install
+        raise CliError(str(err)) from None
+    checked = (
+        f"ONNX Runtime matches torch float32 within {max(report.max_abs_diff.values()):.1g}"
+        if report.max_abs_diff else "not checked (--no-check)"
+    )
+    print(f"Wrote {report.head} as ONNX (opset {report.opset}) to {report.folder}; {checked}", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------------------------ parsing
 
 
@@ -334,6 +358,20 @@ def make_parser() -> argparse.ArgumentParser:
     kb.add_argument("checkpoint", help="hub id or local folder of a LUKE / mLUKE checkpoint (with its entity vocabulary)")
     kb.add_argument("output", help="folder to write the knowledge base to (kb.to_disk; load it with InMemoryLookupKB.from_disk)")
     kb.add_argument("--lang", default=None, help="mLUKE: the language prefix of the titles, e.g. en (default: none, LUKE titles)")
+
+    from .export import DEFAULT_OPSET, HEAD_ALIASES, MIN_OPSET
+
+    onnx = command("export-onnx", "LUKE NER / typer / relation / encoder head -> ONNX folder, checked with ONNX Runtime (pip install spacy-luke[onnx])", run_export_onnx)
+    onnx.add_argument("source", help="a LUKE checkpoint folder or hub id, a saved spaCy pipeline with a LUKE pipe, or one saved LUKE pipe's folder")
+    onnx.add_argument("output", help="folder to write model.onnx, config.json, tokenizer files and onnx_export.json to (new or empty, unless --overwrite)")
+    onnx.add_argument("--head", choices=sorted(HEAD_ALIASES) + sorted(HEAD_ALIASES.values()), default=None, metavar="HEAD", help="the head to export: ner, typer, relation or encoder (or a model class name); default: the one the checkpoint's config.json names")
+    onnx.add_argument("--pipe", default=None, help="a spaCy pipeline with several LUKE pipes: the name of the one to export")
+    onnx.add_argument("--opset", type=_count(MIN_OPSET), default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET}; at least {MIN_OPSET})")
+    onnx.add_argument("--lite", action="store_true", help="keep only the special entities of the entity table (NER, typer, relations feed [MASK] entities only)")
+    onnx.add_argument("--int8", action="store_true", help="also write model.int8.onnx: ONNX Runtime's dynamic int8 quantization of the weight products (faster on CPUs; not within --atol)")
+    onnx.add_argument("--check", action=argparse.BooleanOptionalAction, default=True, help="run ONNX Runtime against the torch model on two samples of different lengths (default: --check)")
+    onnx.add_argument("--atol", type=float, default=1e-4, help="--check: the largest difference from torch float32 allowed (default: 1e-4)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace the files of a previous export in the output folder")
     return parser
 
 

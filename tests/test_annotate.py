@@ -203,7 +203,8 @@ def test_device_plans_without_a_gpu():
     assert (gpu.device, gpu.precision, gpu.batch_cost_factor, gpu.is_gpu) == ("cuda:1", "bfloat16", 8, True)
     old = plan_device(0, "bfloat16", None, cuda_available=True, device_count=1, bf16_supported=False)
     assert old.precision == "float16" and "no bfloat16" in old.notes[0]
-    assert plan_device(0, "int8", None, cuda_available=True, device_count=1).precision == "float32"
+    int8 = plan_device(0, "int8", None, cuda_available=True, device_count=1)
+    assert int8.precision == "float32" and "does not run on GPUs" in int8.notes[0]
     with pytest.raises(DeviceError, match="--gpu-id 0: torch sees no CUDA device"):
         plan_device(0, None, None, cuda_available=False, device_count=0)
     with pytest.raises(DeviceError, match="--gpu-id 2: this machine has 2 CUDA device"):

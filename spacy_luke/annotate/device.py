@@ -13,6 +13,8 @@ from typing import List, Optional
 
 #: On a GPU, padded batches may cost this many times the CPU default (the pipes' max_batch_cost).
 GPU_BATCH_COST_FACTOR = 8
+#: On a GPU without bfloat16 (before Ampere), the mode that runs instead.
+NO_BF16_FALLBACK = {"bfloat16": "float16"}
 
 
 class DeviceError(ValueError):
@@ -54,12 +56,17 @@ def plan_device(
     if gpu_id >= device_count:
         raise DeviceError(f"--gpu-id {gpu_id}: this machine has {device_count} CUDA device(s), ids 0-{device_count - 1}")
     plan = DevicePlan(f"cuda:{gpu_id}", precision, GPU_BATCH_COST_FACTOR, max_batch_cost)
-    if precision == "bfloat16" and not bf16_supported:
-        plan.precision = "float16"
-        plan.notes.append(f"cuda:{gpu_id} has no bfloat16 support: running float16 instead")
-    if precision == "int8":
-        plan.precision = "float32"
-        plan.notes.append("int8 runs on CPUs only: running float32 on the GPU")
+    if precision is None:
+        return plan
+    from ..model.precision import get_precision
+
+    mode = get_precision(precision)
+    if mode.devices is not None and "cuda" not in mode.devices:  # e.g. int8: CPUs only
+        plan.precision = mode.fallback
+        plan.notes.append(f"{precision} does not run on GPUs: running {mode.fallback} on cuda:{gpu_id}")
+    elif precision in NO_BF16_FALLBACK and not bf16_supported:
+        plan.precision = NO_BF16_FALLBACK[precision]
+        plan.notes.append(f"cuda:{gpu_id} has no bfloat16 support: running {plan.precision} instead")
     return plan
 
 
