@@ -385,7 +385,8 @@ def test_int8_linear_weights_in_7_bits_and_no_int16_saturation():
     weight = torch.rand(64, 768, generator=gen) * 0.02 + 0.01  # all large and positive
     linear, view = _int8_linear(weight)
     assert type(view).__name__ == "Int8Linear"
-    ints = view.weight().int_repr()
+    ints = view.weight_ints
+    assert ints.dtype == torch.int8  # plain integers, no deprecated quantized dtype
     assert ints.min() >= WEIGHT_QUANT_RANGE[0] and ints.max() <= WEIGHT_QUANT_RANGE[1]
     assert ints.max() == WEIGHT_QUANT_RANGE[1]  # the range is used
     x = torch.rand(32, 768, generator=gen) * 0.1 + 0.9  # every activation near the top of the range
@@ -416,14 +417,36 @@ def test_int8_linear_outlier_channels_in_float():
     linear, view = _int8_linear(weight)
     y = torch.randn(40, 256, generator=gen)
     with torch.no_grad():
-        plain = torch.ops.quantized.linear_dynamic(y, view._packed_params._packed_params, reduce_range=False)
-        assert torch.equal(view(y), plain)
+        assert torch.allclose(view(y), _int8_reference(view, y), atol=1e-4)
         assert view(torch.zeros(0, 256)).shape == (0, 96)
         sparse = torch.zeros(40, 256)
         sparse[:, :100] = torch.randn(40, 100, generator=gen)  # median peak 0: no "outliers"
-        assert torch.equal(
-            view(sparse), torch.ops.quantized.linear_dynamic(sparse, view._packed_params._packed_params, reduce_range=False)
-        )
+        assert torch.allclose(view(sparse), _int8_reference(view, sparse), atol=1e-4)
+        assert torch.equal(view(torch.zeros(3, 256)), view.bias.expand(3, 96))  # all-zero input: the bias
+
+
+def _int8_reference(view, x):
+    """The int8 scheme written out in float64: x rounded to 8 bits on one scale, weights per channel."""
+    scale = float(x.abs().max()) / 127.0
+    x_ints = torch.mul(x, 1.0 / scale).add_(128.5).floor_().double() - 128  # rounded as the layer rounds
+    weights = view.weight_ints.double() * view.weight_scales.double()[:, None]
+    return (x_ints * scale @ weights.t() + view.bias.double()).float()
+
+
+def test_int8_view_uses_no_deprecated_quantization(shared_model):
+    """The int8 view runs on oneDNN's kernels with plain int8 tensors: no torch.ao, no qint8, no warnings."""
+    import warnings
+
+    _, model = shared_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        view = quantize_linears(model.eval())
+        ids = torch.tensor([[5, 6, 7, 8]])
+        with torch.no_grad():
+            view.luke(input_ids=ids, attention_mask=torch.ones_like(ids))
+    tensors = [t for m in view.modules() for t in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False))]
+    assert not any(t.is_quantized for t in tensors)
+    assert any(type(m).__name__ == "Int8Linear" for m in view.modules())
 
 
 def test_int8_fused_qkv_equals_separate_projections(shared_model):

@@ -18,11 +18,12 @@ here.
   On a CPU without native bfloat16 (AVX512-BF16 or AMX) the 16-bit products are emulated and
   *slower* than float32: a warning says so.
 - ``"int8"``: CPU only (float32 elsewhere, with a warning). Every ``nn.Linear`` of the encoder is
-  replaced by a dynamically quantized one (7-bit weights per output channel, 8-bit activations
-  quantized per batch, see ``WEIGHT_QUANT_RANGE``); the heads' output layers stay float32 (see
-  ``_KEEP_FLOAT``). This happens in an inference view that shares every other module
+  replaced by a dynamically quantized one on oneDNN's int8 kernels (7-bit weights per output
+  channel, 8-bit activations quantized per call; :mod:`.int8`); the heads' output layers stay
+  float32 (``int8.KEEP_FLOAT``). This happens in an inference view that shares every other module
   (embeddings, LayerNorms) with the float model, so the float weights stay trainable and
-  saveable. :func:`quantize_linears` builds it.
+  saveable. :func:`~.int8.quantize_linears` builds it. A PyTorch build without those kernels
+  runs float32, with a warning.
 
 The functions :func:`effective_precision`, :func:`precision_context` and :func:`inference_view`
 take a mode's name. Nothing here imports spaCy.
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -40,15 +40,19 @@ from typing import Callable, ContextManager, Dict, Optional, Sequence, Tuple, Un
 import torch
 from torch import nn
 
+from .int8 import (  # noqa: F401 (re-exported: the int8 view's names)
+    MAX_OUTLIER_SHARE,
+    OUTLIER_RATIO,
+    WEIGHT_QUANT_RANGE,
+    Int8Linear,
+    int8_kernels_available,
+    quantize_linears,
+)
+
 logger = logging.getLogger("spacy_luke")
 
 Device = Union[str, torch.device]
 _WARNED = set()
-# Linear layers left in float32 by int8 quantization: an untied LM decoder (its ``.weight`` is read
-# directly), and the heads' output layers (``classifier``, ``qa_outputs``). Those produce the logits
-# the decisions are made on, cost next to nothing (a few outputs per row), and quantizing their
-# input, the concatenated hidden states, per tensor is where int8 flips near decisions.
-_KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -87,6 +91,8 @@ class Precision:
     devices: the device types the mode runs on (None: all). Elsewhere ``fallback`` runs, after
         the warning ``fallback_warning`` (formatted with ``kind``, the device type).
     slow: ``(device type, test, warning)``: where the mode runs but slowly when ``test()`` is true.
+    available: whether this PyTorch build can run the mode at all (None: always); when it cannot,
+        ``fallback`` runs after the warning ``unavailable_warning``.
     """
 
     name: str
@@ -96,12 +102,17 @@ class Precision:
     fallback: str = "float32"
     fallback_warning: str = ""
     slow: Tuple[Tuple[str, Callable[[], bool], str], ...] = ()
+    available: Optional[Callable[[], bool]] = None
+    unavailable_warning: str = ""
 
     def on(self, device: Device) -> "Precision":
         """The mode that runs on ``device``: this one, or its fallback. Warns (once) as it says."""
         kind = _device_type(device)
         if self.devices is not None and kind not in self.devices:
             _warn_once(f"{self.name}-{kind}", self.fallback_warning.format(kind=kind))
+            return get_precision(self.fallback).on(device)
+        if self.available is not None and not self.available():
+            _warn_once(f"{self.name}-unavailable", self.unavailable_warning)
             return get_precision(self.fallback).on(device)
         for slow_kind, test, warning in self.slow:
             if kind == slow_kind and test():
@@ -155,6 +166,9 @@ MODES: Dict[str, Precision] = {
             fallback="float32",
             fallback_warning="precision='int8' (dynamic quantization) runs on the CPU only; the model is on {kind}, "
             "so it runs in float32. Use 'float16' or 'bfloat16' on the GPU.",
+            available=int8_kernels_available,
+            unavailable_warning="precision='int8' needs oneDNN's int8 kernels (torch.ops.onednn.qlinear_pointwise), "
+            "which this PyTorch build lacks, so it runs in float32.",
         ),
     )
 }
@@ -181,132 +195,6 @@ def effective_precision(precision: str, device: Device) -> str:
 def precision_context(precision: str, device: Device) -> ContextManager:
     """The autocast context of ``precision`` on ``device`` (a null context for every registered mode)."""
     return get_precision(precision).context(device)
-
-
-#: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
-#: saturates past 32,767. PyTorch's default keeps clear of that with 7-bit activations
-#: (``reduce_range``), but the activations are the coarse side: one scale per batch. We give the
-#: bit to them instead and keep the weights, whose scales are per output channel, in 7 bits
-#: (-64..63): 2 x 255 x 64 = 32,640 cannot saturate.
-WEIGHT_QUANT_RANGE = (-64, 63)
-
-
-#: Input channels whose largest magnitude in a batch is over this many times the median
-#: channel's are multiplied in float32 instead (LLM.int8()'s mixed decomposition): a few such
-#: channels (LayerNorm outlier dimensions) would otherwise set the one activation scale of the
-#: whole batch and flatten every other channel to a few levels. 0 switches it off.
-OUTLIER_RATIO = 5.0
-#: ... unless more than this share of the channels would qualify (then none is an outlier).
-MAX_OUTLIER_SHARE = 0.125
-
-
-def int8_qconfig():
-    """The dynamic int8 qconfig of the int8 view: 8-bit per-batch activations, 7-bit per-channel weights."""
-    from torch.ao.quantization import PerChannelMinMaxObserver, PlaceholderObserver, QConfig
-
-    low, high = WEIGHT_QUANT_RANGE
-    return QConfig(
-        activation=PlaceholderObserver.with_args(dtype=torch.quint8, quant_min=0, quant_max=255, is_dynamic=True),
-        weight=PerChannelMinMaxObserver.with_args(
-            dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=low, quant_max=high
-        ),
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _int8_linear_class():
-    from torch.ao.nn.quantized import dynamic as nnqd
-
-    class Int8Linear(nnqd.Linear):
-        """A dynamically quantized Linear with full 8-bit activations (see ``WEIGHT_QUANT_RANGE``)."""
-
-        #: The float weight as row blocks (several for a fused Q/K/V: the float model's own tensors).
-        float_weights: Tuple[torch.Tensor, ...] = ()
-        outlier_ratio: float = OUTLIER_RATIO
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            packed = self._packed_params._packed_params
-            if not self.float_weights or self.outlier_ratio <= 0 or x.numel() == 0:
-                return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
-            flat = x.reshape(-1, x.shape[-1])
-            peaks = torch.maximum(flat.amax(0), flat.amin(0).neg())  # |x| per channel, no |x| copy
-            outliers = torch.nonzero(peaks > self.outlier_ratio * peaks.median()).squeeze(1)
-            if outliers.numel() == 0 or outliers.numel() > flat.shape[1] * MAX_OUTLIER_SHARE:
-                # None, or too many to be outliers (a mostly-zero input): the plain int8 product.
-                return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
-            # Outlier input channels in float, the rest in int8 over a range they no longer stretch.
-            inliers = flat.index_fill(1, outliers, 0.0)
-            out = torch.ops.quantized.linear_dynamic(inliers, packed, reduce_range=False).to(x.dtype)
-            columns = [block.index_select(1, outliers) for block in self.float_weights]
-            columns = columns[0] if len(columns) == 1 else torch.cat(columns)
-            out.addmm_(flat.index_select(1, outliers), columns.t())
-            return out.view(*x.shape[:-1], out.shape[-1])
-
-        def _get_name(self):
-            return "Int8Linear"
-
-    return Int8Linear
-
-
-def _keeps_float(path: str) -> bool:
-    """Whether the Linear at ``path`` (dotted module path) stays float32 in the int8 view."""
-    return path.rsplit(".", 1)[-1] in _KEEP_FLOAT
-
-
-def quantize_linears(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose ``nn.Linear`` layers are int8 dynamically quantized.
-
-    Only containers on the way to a Linear are copied (shallowly); every other submodule and
-    parameter is shared with ``module``, so the copy costs about a quarter of the Linear weights.
-    Attention modules make their own copy (:meth:`EntityAwareSelfAttention.quantized_copy`).
-    """
-    from .attention import EntityAwareSelfAttention
-
-    linear_class = _int8_linear_class()
-    qconfig = int8_qconfig()
-
-    def quantize(linear: nn.Linear, blocks: Tuple[torch.Tensor, ...] = ()) -> nn.Module:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            linear.qconfig = qconfig
-            try:
-                quantized = linear_class.from_float(linear)
-            finally:
-                del linear.qconfig
-        quantized.float_weights = tuple(b.detach() for b in blocks) or (linear.weight.detach(),)
-        quantized.outlier_ratio = OUTLIER_RATIO
-        return quantized
-
-    def quantize_side_by_side(layers: Sequence[nn.Linear]) -> nn.Module:
-        """One quantized layer computing the float ``layers``' outputs side by side."""
-        if len(layers) == 1:
-            return quantize(layers[0])
-        stacked = nn.Linear(layers[0].in_features, sum(layer.out_features for layer in layers))
-        stacked.weight.copy_(torch.cat([layer.weight for layer in layers]))
-        stacked.bias.copy_(torch.cat([layer.bias for layer in layers]))
-        return quantize(stacked, tuple(layer.weight for layer in layers))
-
-    def convert(node: nn.Module, path: str = "") -> nn.Module:
-        if type(node) is nn.Linear and _keeps_float(path):
-            return node  # shared, float32
-        if type(node) is nn.Linear:
-            return quantize(node)
-        if not any(type(m) is nn.Linear for m in node.modules()):
-            return node
-        if isinstance(node, EntityAwareSelfAttention):
-            return node.quantized_copy(quantize_side_by_side)
-        clone = copy.copy(node)
-        clone._modules = {
-            key: (convert(child, f"{path}.{key}" if path else key) if child is not None else None)
-            for key, child in node._modules.items()
-        }
-        # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
-        clone._parameters = dict(node._parameters)
-        clone._buffers = dict(node._buffers)
-        return clone
-
-    with torch.no_grad():
-        return convert(module)
 
 
 #: The heads' output layers a 16-bit view keeps in float32 (:class:`Float32Output`): a few outputs

@@ -1,0 +1,189 @@
+"""int8 inference on the CPU: dynamically quantized linear layers on oneDNN's int8 products.
+
+:func:`quantize_linears` builds the ``"int8"`` precision's inference view: a copy of a model whose
+``nn.Linear`` layers are :class:`Int8Linear`, sharing every other module with the float model.
+
+The products run on ``torch.ops.onednn.qlinear_prepack`` / ``qlinear_pointwise``: the oneDNN
+kernels PyTorch's supported x86 int8 path (torchao's ``X86InductorQuantizer`` under
+``torch.compile``) lowers to. They take plain ``uint8`` / ``int8`` tensors with their scales, so
+nothing here goes through ``torch.ao.quantization`` or quantized tensor dtypes (``torch.qint8``),
+which PyTorch deprecates. torchao's eager int8 tensors were measured too: 2.7x slower than these
+kernels on a 2,000 x 768 @ 768 x 3,072 product (they dequantize in separate passes), see
+docs/benchmarks.md.
+
+Scheme (the same as the earlier ``torch.ao`` int8 mode, so the agreement figures carry over):
+
+- weights: symmetric, one scale per output channel, 7 bits (:data:`WEIGHT_QUANT_RANGE`);
+- activations: 8 bits, one scale per call (``max |x| / 127``), stored as ``uint8`` around a zero
+  point of 128 (oneDNN's fast kernels take unsigned activations);
+- outlier input channels (over :data:`OUTLIER_RATIO` times the median channel's peak) are taken
+  out of the int8 product and multiplied in float32 (LLM.int8()'s mixed decomposition).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+#: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
+#: saturates past 32,767. The activations are the coarse side (one scale per call), so they keep
+#: all 8 bits and the weights, whose scales are per output channel, take 7 (-64..63):
+#: 2 x 255 x 64 = 32,640 cannot saturate.
+WEIGHT_QUANT_RANGE = (-64, 63)
+#: Input channels whose largest magnitude in a call is over this many times the median channel's
+#: are multiplied in float32 instead: a few such channels (LayerNorm outlier dimensions) would
+#: otherwise set the one activation scale of the whole call and flatten every other channel to a
+#: few levels. 0 switches it off.
+OUTLIER_RATIO = 5.0
+#: ... unless more than this share of the channels would qualify (then none is an outlier).
+MAX_OUTLIER_SHARE = 0.125
+#: The activations' zero point: int8 values -127..127 are stored as uint8 1..255.
+_ZERO_POINT = 128
+
+
+@functools.lru_cache(maxsize=None)
+def int8_kernels_available() -> bool:
+    """Whether this PyTorch build has oneDNN's int8 linear kernels (x86 builds do)."""
+    try:
+        ops = torch.ops.onednn
+        return torch.backends.mkldnn.is_available() and all(
+            hasattr(ops, name) for name in ("qlinear_prepack", "qlinear_pointwise")
+        )
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+def quantize_weight(weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``weight`` (out, in) as 7-bit integers (int8 tensor) and one float32 scale per output channel."""
+    low, high = WEIGHT_QUANT_RANGE
+    weight = weight.detach().float()
+    scales = (weight.abs().amax(dim=1) / ((high - low) / 2)).clamp_min(torch.finfo(torch.float32).tiny)
+    ints = torch.round(weight / scales[:, None]).clamp_(low, high).to(torch.int8)
+    return ints, scales
+
+
+class Int8Linear(nn.Module):
+    """A dynamically quantized ``nn.Linear`` (inference only): see the module's docstring for the scheme.
+
+    float_weights: the float weight as row blocks (several for a fused Q/K/V: the float model's
+        own tensors, not copies), read for the outlier channels.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], float_weights: Tuple[torch.Tensor, ...] = ()):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        ints, scales = quantize_weight(weight)
+        self.register_buffer("weight_ints", ints, persistent=False)
+        self.register_buffer("weight_scales", scales, persistent=False)
+        self.register_buffer("packed_weight", torch.ops.onednn.qlinear_prepack(ints, None), persistent=False)
+        self.register_buffer("weight_zero_points", torch.zeros(self.out_features, dtype=torch.int64), persistent=False)
+        float_bias = None if bias is None else bias.detach().float().clone()
+        self.register_buffer("bias", float_bias, persistent=False)
+        self.float_weights = tuple(block.detach() for block in float_weights) or (weight.detach(),)
+        self.outlier_ratio = OUTLIER_RATIO
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, float_weights: Tuple[torch.Tensor, ...] = ()) -> "Int8Linear":
+        return cls(linear.weight, linear.bias, float_weights)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, weights=int{WEIGHT_QUANT_RANGE}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.shape[0] == 0:
+            return x.new_zeros(*x.shape[:-1], self.out_features)
+        outliers = None
+        if self.outlier_ratio > 0:
+            low, high = torch.aminmax(flat, dim=0)
+            peaks = torch.maximum(high, low.neg())  # |x| per channel, no |x| copy
+            found = torch.nonzero(peaks > self.outlier_ratio * peaks.median()).squeeze(1)
+            # None, or too many to be outliers (a mostly-zero input): the plain int8 product.
+            if 0 < found.numel() <= flat.shape[1] * MAX_OUTLIER_SHARE:
+                outliers = found
+                peak = peaks.index_fill(0, outliers, 0.0).max()
+            else:
+                peak = peaks.max()
+        else:
+            low, high = torch.aminmax(flat)
+            peak = torch.maximum(high, low.neg())
+        scale = float(peak) / 127.0 or 1.0
+        # round(x / scale) + 128 in 1..255: +128.5 and truncation round half up; outlier channels
+        # (past the range) are clamped here and zeroed below.
+        ints = torch.mul(flat, 1.0 / scale).add_(_ZERO_POINT + 0.5)
+        if outliers is not None:
+            ints.clamp_(0.0, 255.0)
+        ints = ints.to(torch.uint8)
+        if outliers is not None:
+            ints.index_fill_(1, outliers, _ZERO_POINT)
+        out = torch.ops.onednn.qlinear_pointwise(
+            ints, scale, _ZERO_POINT, self.packed_weight, self.weight_scales, self.weight_zero_points,
+            self.bias, 1.0, 0, torch.float32, "none", [], "",
+        )
+        if outliers is not None:
+            columns = [block.index_select(1, outliers) for block in self.float_weights]
+            columns = columns[0] if len(columns) == 1 else torch.cat(columns)
+            out.addmm_(flat.index_select(1, outliers).float(), columns.float().t())
+        return out.to(x.dtype).view(*x.shape[:-1], self.out_features)
+
+
+#: Linear layers left in float32 by int8 quantization: an untied LM decoder (its ``.weight`` is read
+#: directly), and the heads' output layers (``classifier``, ``qa_outputs``). Those produce the logits
+#: the decisions are made on, cost next to nothing (a few outputs per row), and quantizing their
+#: input, the concatenated hidden states, per tensor is where int8 flips near decisions.
+KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
+
+
+def _keeps_float(path: str) -> bool:
+    """Whether the Linear at ``path`` (dotted module path) stays float32 in the int8 view."""
+    return path.rsplit(".", 1)[-1] in KEEP_FLOAT
+
+
+def quantize_linears(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose ``nn.Linear`` layers are :class:`Int8Linear`.
+
+    Only containers on the way to a Linear are copied (shallowly); every other submodule and
+    parameter is shared with ``module``, so the copy costs about a quarter of the Linear weights.
+    Attention modules make their own copy (:meth:`EntityAwareSelfAttention.quantized_copy`).
+    """
+    from .attention import EntityAwareSelfAttention
+
+    if not int8_kernels_available():
+        raise RuntimeError(
+            "precision='int8' needs oneDNN's int8 kernels (torch.ops.onednn.qlinear_pointwise), which this "
+            f"PyTorch build ({torch.__version__}) lacks; use precision='float32' or an x86 build of PyTorch."
+        )
+
+    def quantize_side_by_side(layers: Sequence[nn.Linear]) -> nn.Module:
+        """One quantized layer computing the float ``layers``' outputs side by side."""
+        if len(layers) == 1:
+            return Int8Linear.from_float(layers[0])
+        weight = torch.cat([layer.weight for layer in layers])
+        biases = [layer.bias for layer in layers]
+        bias = None if any(b is None for b in biases) else torch.cat(biases)
+        return Int8Linear(weight, bias, tuple(layer.weight for layer in layers))
+
+    def convert(node: nn.Module, path: str = "") -> nn.Module:
+        if type(node) is nn.Linear and _keeps_float(path):
+            return node  # shared, float32
+        if type(node) is nn.Linear:
+            return Int8Linear.from_float(node)
+        if not any(type(m) is nn.Linear for m in node.modules()):
+            return node
+        if isinstance(node, EntityAwareSelfAttention):
+            return node.quantized_copy(quantize_side_by_side)
+        clone = copy.copy(node)
+        clone._modules = {
+            key: (convert(child, f"{path}.{key}" if path else key) if child is not None else None)
+            for key, child in node._modules.items()
+        }
+        # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
+        clone._parameters = dict(node._parameters)
+        clone._buffers = dict(node._buffers)
+        return clone
+
+    with torch.no_grad():
+        return convert(module)
