@@ -108,6 +108,33 @@ def test_pairs_in_same_sentence_or_within_distance(relation_checkpoint):
     assert len(entity_pairs(doc, spans, 3)) == 4  # (0,1)-(4,5): 3 tokens apart; (9,11)-(12,13): 1
     assert len(entity_pairs(doc, spans, 100)) == 12
     assert entity_pairs(doc, np.array([(0, 2), (1, 3)]), 100) == []  # overlapping spans never pair
+    # Both rules (the pipe's default: same sentence and at most max_pair_distance tokens apart).
+    assert entity_pairs(doc, spans, 100, same_sentence=True) == entity_pairs(doc, spans, None)
+    assert entity_pairs(doc, spans, 0, same_sentence=True) == []  # (9,11)-(12,13) are 1 token apart
+    assert len(entity_pairs(doc, spans, None, same_sentence=False)) == 12
+
+
+def test_default_max_pair_distance_bounds_an_unsplit_text(relation_checkpoint):
+    """Without sentence boundaries the default distance keeps pairs linear in the text's length."""
+    from spacy_luke.pipeline.relation_extractor import DEFAULT_MAX_PAIR_DISTANCE
+
+    nlp = make_nlp(relation_checkpoint, max_pairs_per_sentence=None)
+    rex = nlp.get_pipe("luke_relation_extractor")
+    assert rex.cfg["max_pair_distance"] == DEFAULT_MAX_PAIR_DISTANCE == 50 and rex.cfg["same_sentence"] is True
+    counts = []
+    for n_words in (200, 400):
+        doc = nlp.make_doc(" ".join(["w"] * n_words))
+        spans = np.array([(i, i + 1) for i in range(0, n_words, 5)])
+        pairs = rex._doc_pairs(doc, spans)
+        assert all(abs(t[0] - h[1]) <= 50 or abs(h[0] - t[1]) <= 50 for h, t in pairs)
+        counts.append(len(pairs))
+    # Entities 5 tokens apart: each pairs with the 10 nearest on either side, so 2 x (10 n - 55)
+    # ordered pairs for n entities: linear in the text (all pairs would be n (n - 1): 1,560 and 6,320).
+    assert counts == [2 * (10 * 40 - 55), 2 * (10 * 80 - 55)]
+    unlimited = make_nlp(relation_checkpoint, max_pair_distance=None, max_pairs_per_sentence=None)
+    doc = nlp.make_doc(" ".join(["w"] * 200))
+    spans = np.array([(i, i + 1) for i in range(0, 200, 5)])
+    assert len(unlimited.get_pipe("luke_relation_extractor")._doc_pairs(doc, spans)) == 40 * 39
 
 
 def test_no_entities_warns_once_and_empty_docs(relation_checkpoint):
@@ -129,7 +156,7 @@ def test_head_mismatch_is_a_clear_error(typer_checkpoint):
 
 
 def test_fifty_entities_bounded_memory(relation_checkpoint):
-    nlp = make_nlp(relation_checkpoint, max_pair_distance=1000, max_batch_cost=2048, max_pairs_per_sentence=None)
+    nlp = make_nlp(relation_checkpoint, max_pair_distance=None, max_batch_cost=2048, max_pairs_per_sentence=None)
     rex = nlp.get_pipe("luke_relation_extractor")
     words = (TEXTS[0] + " " + TEXTS[1] + " " + TEXTS[2] + " " + TEXTS[3]).split()
     doc = nlp.make_doc(" ".join((words * 3)[:100]))

@@ -1,8 +1,8 @@
 """``luke_relation_extractor``: relation extraction with LUKE's entity pair classification head (TACRED style).
 
 Pairs: every ordered pair (head, tail) of distinct, non-overlapping spans of ``doc.ents`` (or of
-the ``candidates`` suggester) within ``max_pair_distance`` tokens of each other (default: in
-the same sentence; the whole doc when it has no sentence boundaries), at most
+the ``candidates`` suggester) in the same sentence (``same_sentence``; the whole doc when it has no
+sentence boundaries) and at most ``max_pair_distance`` tokens apart (default 50), at most
 ``max_pairs_per_sentence`` (default 1,000) per sentence of the head: over it, the pairs nearest in
 entity order are kept and a warning says so, so the cost stays linear in the text. Each pair is one model
 input, as ``LukeTokenizer(task="entity_pair_classification")`` builds it: ``<ent>`` around the
@@ -40,6 +40,12 @@ from .kb_inputs import check_kb_inputs
 from .marked import Item, MarkedItemsPipe, doc_spans
 from .relations import relation_record, sort_relations
 
+#: The default ``max_pair_distance``, in tokens: above typical sentence lengths (TACRED's sentences
+#: average 36 tokens), so a split text keeps every in-sentence pair, while an unsplit one pairs each
+#: entity only with its neighbours.
+DEFAULT_MAX_PAIR_DISTANCE = 50
+
+
 DEFAULT_RELATION_MODEL = Config().from_str(
     """
 [model]
@@ -56,7 +62,8 @@ mixed_precision = false
         **TRAINABLE_SETTINGS,
         "model": DEFAULT_RELATION_MODEL,
         "candidates": None,
-        "max_pair_distance": None,
+        "same_sentence": True,
+        "max_pair_distance": DEFAULT_MAX_PAIR_DISTANCE,
         "max_pairs_per_sentence": 1000,
         "negative_label": "no_relation",
         "threshold": 0.0,
@@ -73,6 +80,7 @@ def make_luke_relation_extractor(
     model: Model,
     pretrained: Optional[str],
     candidates: Optional[Suggester],
+    same_sentence: bool,
     max_pair_distance: Optional[int],
     max_pairs_per_sentence: Optional[int],
     negative_label: str,
@@ -90,7 +98,8 @@ def make_luke_relation_extractor(
     model (Model): the LUKE entity pair classifier architecture (spacy-luke.EntityPairClassifier.v1).
     pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
     candidates (Optional[Suggester]): the entities to pair; default: doc.ents.
-    max_pair_distance (Optional[int]): most tokens between head and tail; default (null): both in the same sentence.
+    same_sentence (bool): pair only entities of the same sentence (a doc without sentence boundaries is one sentence); false: across sentences too.
+    max_pair_distance (Optional[int]): most tokens between head and tail (default 50; null: no limit). Each pair is one model input over its sentence, so this bounds the cost of long sentences and of texts without sentence boundaries: every entity pairs with at most the entities within this many tokens, so the pairs grow with the text's length, not its square.
     max_pairs_per_sentence (Optional[int]): most pairs scored per sentence of the head (each pair is one model input); over it, the pairs nearest in entity order are kept, with a warning. null: no cap (cost grows with the square of a sentence's entities).
     negative_label (str): the label meaning "no relation" (never written).
     threshold (float): the lowest softmax probability of a written relation.
@@ -117,11 +126,13 @@ def entity_pairs(
     max_pair_distance: Optional[int],
     max_pairs_per_sentence: Optional[int] = None,
     cut: Optional[List[Tuple[int, int]]] = None,
+    same_sentence: Optional[bool] = None,
 ) -> List[Item]:
-    """Ordered pairs of distinct, disjoint ``spans`` (token offsets) allowed by the distance rule.
+    """Ordered pairs of distinct, disjoint ``spans`` (token offsets) allowed by the pairing rules.
 
-    ``max_pair_distance`` None: both spans in the same sentence; else at most that many tokens
-    apart. ``max_pairs_per_sentence``: the most pairs whose head lies in one sentence; over it,
+    ``same_sentence``: both spans in one sentence (a span crossing a sentence boundary pairs with
+    nothing); None: only when ``max_pair_distance`` is None. ``max_pair_distance``: at most that
+    many tokens apart (None: no limit). ``max_pairs_per_sentence``: the most pairs whose head lies in one sentence; over it,
     the pairs nearest in entity order are kept (every pair of neighbouring entities, then those
     one entity apart, ...), and ``(sentence start, number of entities)`` is appended to ``cut``.
     Returns the pairs sorted by (head, tail). The work grows with the pairs kept, never with
@@ -134,8 +145,10 @@ def entity_pairs(
     starts, ends = (np.asarray(x, dtype=np.int64) for x in zip(*unique))
     bounds = np.asarray(sentence_bounds(doc), dtype=np.int64).reshape(-1, 2)
     sentence = np.searchsorted(bounds[:, 1], starts, side="right")
+    if same_sentence is None:
+        same_sentence = max_pair_distance is None
     valid = np.ones(n, dtype=bool)
-    if max_pair_distance is None:  # a span crossing a sentence boundary pairs with nothing
+    if same_sentence:  # a span crossing a sentence boundary pairs with nothing
         valid = sentence == np.searchsorted(bounds[:, 1], ends - 1, side="right")
     cap = max_pairs_per_sentence if max_pairs_per_sentence is not None else n * (n - 1)
     n_groups = int(sentence.max()) + 1
@@ -149,9 +162,9 @@ def entity_pairs(
         b = a + k  # b after a in (start, end) order
         gap = starts[b] - ends[a]
         ok = (gap >= 0) & valid[a] & valid[b]  # gap < 0: overlapping spans never pair
-        if max_pair_distance is None:
+        if same_sentence:
             ok &= sentence[a] == sentence[b]
-        else:
+        if max_pair_distance is not None:
             ok &= gap <= max_pair_distance
         # Forward (a -> b) and backward (b -> a) pairs, in order; each counts for its head's sentence.
         h = np.stack([a[ok], b[ok]], axis=1).reshape(-1)
@@ -165,10 +178,11 @@ def entity_pairs(
             taken += np.bincount(group[keep], minlength=n_groups)
             over[group[~keep]] = True
         searching = ~over & (group_size > 0)  # a full sentence still looks for one more pair, to tell
-        if max_pair_distance is None:
-            if not (searching & (group_size > k + 1)).any():
-                break  # a sentence's spans are consecutive in order: none has a pair k + 1 apart
-        elif gap.min() > max_pair_distance or not searching.any():
+        if not searching.any():
+            break
+        if same_sentence and not (searching & (group_size > k + 1)).any():
+            break  # a sentence's spans are consecutive in order: none has a pair k + 1 apart
+        if max_pair_distance is not None and gap.min() > max_pair_distance:
             break  # starts only grow with k: no later pair is near enough
     if cut is not None:
         cut.extend((int(bounds[g, 0]), int(group_size[g])) for g in np.flatnonzero(over))
@@ -203,7 +217,8 @@ class LukeRelationExtractor(MarkedItemsPipe):
         *,
         pretrained: Optional[str] = None,
         candidates: Optional[Suggester] = None,
-        max_pair_distance: Optional[int] = None,
+        same_sentence: bool = True,
+        max_pair_distance: Optional[int] = DEFAULT_MAX_PAIR_DISTANCE,
         max_pairs_per_sentence: Optional[int] = 1000,
         negative_label: str = "no_relation",
         threshold: float = 0.0,
@@ -211,7 +226,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
         **settings: Any,
     ):
         if max_pair_distance is not None and max_pair_distance < 0:
-            raise ValueError(f"[{name}] max_pair_distance must be >= 0 tokens (or null: same sentence), got {max_pair_distance}.")
+            raise ValueError(f"[{name}] max_pair_distance must be >= 0 tokens (or null: no limit), got {max_pair_distance}.")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"[{name}] threshold must be a probability in [0, 1], got {threshold}.")
         if max_pairs_per_sentence is not None and max_pairs_per_sentence < 1:
@@ -222,6 +237,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
             name,
             pretrained=pretrained,
             candidates=candidates,
+            same_sentence=bool(same_sentence),
             max_pair_distance=max_pair_distance,
             max_pairs_per_sentence=max_pairs_per_sentence,
             negative_label=negative_label,
@@ -257,7 +273,7 @@ class LukeRelationExtractor(MarkedItemsPipe):
         """:func:`entity_pairs` under the pipe's rules; warns when ``max_pairs_per_sentence`` cuts."""
         cap = self.cfg.get("max_pairs_per_sentence")
         cut: List[Tuple[int, int]] = []
-        pairs = entity_pairs(doc, spans, self.cfg["max_pair_distance"], cap, cut)
+        pairs = entity_pairs(doc, spans, self.cfg["max_pair_distance"], cap, cut, self.cfg.get("same_sentence", True))
         if cut:
             start, n_entities = max(cut, key=lambda c: c[1])
             warnings.warn(
