@@ -130,6 +130,11 @@ def set_precision(model: LukeHeadModel, precision: str) -> None:
     luke_shim(model).set_precision(precision)
 
 
+def set_engine(model: LukeHeadModel, engine: str) -> None:
+    """Run ``model``'s predictions with ``engine`` (``"torch"`` or ``"onnxruntime"``, see :mod:`.engines`)."""
+    luke_shim(model).set_engine(engine)
+
+
 def set_torch_module(model: LukeHeadModel, head_model, pieces: Optional[LukePieces] = None, precision: Optional[str] = None) -> None:
     """Attach (or replace) the torch module and its pieces, on thinc's current device.
 

@@ -6,6 +6,8 @@ inference view (the 16-bit cast copy, the int8 view: built once per weight versi
 so threads share it) and its autocast on this device, if it has one. Every call runs with the pipes' attention options (real
 positions only). The module ignores ``train()`` / ``eval()``: each call says its mode through
 ``spacy_luke.model.mode.call_mode`` (see :class:`spacy_luke.layers.luke_shim.LukeShim`).
+With ``engine="onnxruntime"`` predictions on the CPU run the head exported to ONNX instead
+(:mod:`.engines`: exported once per weight version, like the views).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import threading
 import torch
 
 from ..model.attention_options import attention_options
+from .engines import OrtViews, runs_here
 
 #: The attention options the pipes' calls run with (see ``spacy_luke.model.attention_options``):
 #: the pipes read real positions only, so the layers skip the padded slots' work.
@@ -23,7 +26,7 @@ PIPE_ATTENTION_OPTIONS = {"unpad": True}
 class HeadOutput(torch.nn.Module):
     """Calls ``head_model`` (a ``Luke*`` module) and returns its ``output`` tensor."""
 
-    def __init__(self, head_model: torch.nn.Module, output: str, precision):
+    def __init__(self, head_model: torch.nn.Module, output: str, precision, engine: str = "torch"):
         super().__init__()
         self.head_model = head_model
         self.output = output
@@ -31,6 +34,13 @@ class HeadOutput(torch.nn.Module):
         # (weights key, module) of the precision's inference view; not a registered submodule.
         self._view_cache = None
         self._view_lock = threading.Lock()
+        self.engine = engine
+        self._ort_precision = precision.name  # the graph ONNX Runtime runs: "float32" or "int8"
+        self._ort_views = OrtViews()
+
+    def set_engine(self, engine: str, precision: str) -> None:
+        self.engine = engine
+        self._ort_precision = precision
 
     def train(self, mode: bool = True):
         # thinc calls train()/eval() around calls; the flag is shared by all threads, so it is
@@ -56,6 +66,9 @@ class HeadOutput(torch.nn.Module):
         with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe
             if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
                 return getattr(self.head_model(**inputs), self.output)
+            if runs_here(self.engine, self.device):
+                ort = self._ort_views.get(self.head_model, self.output, self._ort_precision, self._weights_key())
+                return getattr(ort(**inputs), self.output)
             with torch.inference_mode(), self.precision.context(self.device):
                 return getattr(self._inference_model()(**inputs), self.output)
 

@@ -73,6 +73,7 @@ class LukeShim(PyTorchShim):
         self.head = head
         self.output = output
         self.precision = precision
+        self.engine = "torch"  # what runs predictions (spacy_luke.layers.engines); a pipe sets it
         self.pieces: Optional[LukePieces] = None
 
     # ------------------------------------------------------------------ the weights
@@ -101,7 +102,7 @@ class LukeShim(PyTorchShim):
             _use_pytorch_allocator_with_cupy()
         self._grad_scaler.to_(device)
         head_model.eval()  # at rest; each call says whether it trains
-        self._model = HeadOutput(head_model, self.output, get_precision(self.precision).on(device))
+        self._model = HeadOutput(head_model, self.output, get_precision(self.precision).on(device), engine=self.engine)
         self.pieces = pieces
 
     def set_device(self, device: str) -> None:
@@ -118,6 +119,12 @@ class LukeShim(PyTorchShim):
         self.precision = precision
         if self._model is not None:
             self.attach(self._model.head_model, self.pieces, device=self._model.device)
+
+    def set_engine(self, engine: str) -> None:
+        """Run predictions with ``engine`` from now on (``"torch"`` or ``"onnxruntime"``)."""
+        self.engine = engine
+        if self._model is not None:
+            self._model.set_engine(engine, self.precision)
 
     def load_folder(self, folder: Path, *, lite: bool = False, config=None, revision: Optional[str] = None) -> None:
         """Build the head model from a LUKE checkpoint folder (``config`` overrides its config.json)."""

@@ -20,17 +20,27 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..layers.architectures import get_pieces, get_torch_module, is_loaded, load_luke_folder, save_luke_folder, set_precision
+from ..layers.architectures import (
+    get_pieces,
+    get_torch_module,
+    is_loaded,
+    load_luke_folder,
+    save_luke_folder,
+    set_engine,
+    set_precision,
+)
+from ..layers.engines import MAX_PADDING as ENGINE_MAX_PADDING
+from ..layers.engines import check_engine
 from .loaders import LukeCheckpoint
 
 MODEL_DIR = "luke"
 # Padded batches may hold at most this share of padding (word + entity slots) over real ones.
 # The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
 # only), so padding costs the embeddings and memory, not the layers' work: batches may be loose.
-MAX_PADDING = 1.0
+MAX_PADDING = ENGINE_MAX_PADDING["torch"]
 #: Settings every LUKE pipe has, declared once: a factory's ``default_config`` is
 #: ``{**SHARED_SETTINGS, ...its own}`` (or ``TRAINABLE_SETTINGS`` for the pipes that train).
-SHARED_SETTINGS: Dict[str, Any] = {"pretrained": None, "max_batch_cost": 16384, "lite": True, "precision": "float32"}
+SHARED_SETTINGS: Dict[str, Any] = {"pretrained": None, "max_batch_cost": 16384, "lite": True, "precision": "float32", "engine": "torch"}
 TRAINABLE_SETTINGS: Dict[str, Any] = {**SHARED_SETTINGS, "freeze_encoder": False}
 
 
@@ -58,9 +68,11 @@ class LukePipe(TrainablePipe):
         max_batch_cost: int = 16384,
         scorer: Optional[Callable] = None,
         precision: str = "float32",
+        engine: str = "torch",
         **cfg: Any,
     ):
         _check_precision(name, precision)
+        check_engine(name, engine, precision, self.head)
         if max_entities_per_pass < 1:
             raise ValueError(f"[{name}] max_entities_per_pass must be at least 1, got {max_entities_per_pass}.")
         if max_batch_cost < 1:
@@ -76,12 +88,14 @@ class LukePipe(TrainablePipe):
             "max_entities_per_pass": max_entities_per_pass,
             "max_batch_cost": max_batch_cost,
             "precision": precision,
+            "engine": engine,
             "labels": [],
             **cfg,
         }
         # The model owns the weights and the tokenizer (spacy_luke.layers): the pipe only says
         # how its predictions run.
         set_precision(model, precision)
+        set_engine(model, engine)
 
     # ------------------------------------------------------------------ loading
 
@@ -229,6 +243,13 @@ class LukePipe(TrainablePipe):
     def _read_cfg(self, cfg: Dict[str, Any]) -> None:
         self.cfg.update(cfg)
         set_precision(self.model, self.cfg.get("precision", "float32"))
+        set_engine(self.model, self.cfg.get("engine", "torch"))
+
+    @property
+    def max_padding(self) -> float:
+        """The padding a batch may hold over its real slots: loose for torch (the encoder skips
+        padding), tight for ONNX Runtime (its graph computes it)."""
+        return ENGINE_MAX_PADDING[self.cfg.get("engine", "torch")]
 
     # ------------------------------------------------------------------ training plumbing
 

@@ -34,7 +34,7 @@ from thinc.api import Config, Model
 
 from ..bucketing import bucket_by_cost
 from ..layers.architectures import luke_shim
-from .base import MAX_PADDING, TRAINABLE_SETTINGS, factory_settings
+from .base import TRAINABLE_SETTINGS, factory_settings
 from .extensions import install_linker_extensions
 from .link_candidates import CandidateSource, LinkCandidate, LinkContext, kb_id_for_title, title_for_kb_id
 from .link_decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, split_row, write_links
@@ -100,6 +100,7 @@ def make_luke_entity_linker(
     freeze_encoder: bool,
     scorer: Optional[Callable],
     precision: str = "float32",
+    engine: str = "torch",
 ) -> "LukeEntityLinker":
     """Link mentions to Wikipedia entities with LUKE's masked entity prediction.
 
@@ -121,7 +122,8 @@ def make_luke_entity_linker(
     lite (bool): must stay false: linking needs the entity table.
     freeze_encoder (bool): train only the entity prediction head.
     scorer (Optional[Callable]): scores nel_micro_p/r/f (Scorer.score_links).
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
+    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
     return LukeEntityLinker(nlp.vocab, model, name, nlp_lang=nlp.lang, **factory_settings(locals()))
 
@@ -285,7 +287,7 @@ class LukeEntityLinker(ItemsPipe):
         encoder, tok = self._encoder, self._tokenizer
         pad_row = tok.entity_vocab.special_id("[PAD]")
         costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
-        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
+        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], self.max_padding):
             xs = [inputs[i] for i in batch]
             padded = dict(encoder.pad([{k: v for k, v in x.items() if k != "candidate_ids"} for x in xs], return_tensors="np"))
             n_slots = padded["entity_ids"].shape[1]

@@ -69,6 +69,7 @@ def make_luke_entity_vectors(
     max_batch_cost: int,
     lite: Optional[bool],
     precision: str = "float32",
+    engine: str = "torch",
 ) -> "LukeEntityVectors":
     """Contextual LUKE entity vectors in Span._.luke_vector.
 
@@ -80,7 +81,8 @@ def make_luke_entity_vectors(
     max_entities_per_pass (int): spans per model input; more reuse the same words in further passes.
     max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
+    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
     settings = factory_settings(locals())
     settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)

@@ -73,6 +73,7 @@ def make_luke_ner(
     freeze_encoder: bool,
     scorer: Optional[Callable],
     precision: str = "float32",
+    engine: str = "torch",
     respect_outside: bool = False,
     skip_longer_than_trained: bool = True,
 ) -> "LukeNER":
@@ -91,7 +92,8 @@ def make_luke_ner(
     lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
+    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
     return LukeNER(nlp.vocab, model, name, **factory_settings(locals()))
 

@@ -92,6 +92,7 @@ def make_luke_relation_extractor(
     freeze_encoder: bool,
     scorer: Optional[Callable],
     precision: str = "float32",
+    engine: str = "torch",
 ) -> "LukeRelationExtractor":
     """LUKE relation extraction (entity pair classification).
 
@@ -109,7 +110,8 @@ def make_luke_relation_extractor(
     lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32", "bfloat16" / "float16" autocast, "int8" CPU quantized linear layers).
+    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
+    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
     settings = factory_settings(locals())
     settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)

@@ -25,7 +25,7 @@ from spacy.training import Example, validate_examples
 
 from ..bucketing import bucket_by_cost
 from ..prefetch import prefetched
-from .base import MAX_PADDING, LukePipe
+from .base import LukePipe
 from .candidates import sentence_bounds
 from .skipped import SkipLog
 from .windows import encodable_windows, split_passes, window_pieces
@@ -114,11 +114,11 @@ class ItemsPipe(LukePipe):
         encoder = self._encoder
         if inputs and isinstance(inputs[0], SpanPass):
             costs = [(x.n_words, x.n_entities) for x in inputs]
-            batches = bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING)
+            batches = bucket_by_cost(costs, self.cfg["max_batch_cost"], self.max_padding)
             yield from zip(batches, encoder.padded_span_batches(inputs, batches))
             return
         costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
-        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], MAX_PADDING):
+        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], self.max_padding):
             yield batch, dict(encoder.pad([inputs[i] for i in batch], return_tensors="np"))
 
     def _run_batches(self, inputs: Sequence[Any], *, is_train: bool = False):
