@@ -157,10 +157,13 @@ class Ours:
 
         import spacy_luke  # noqa: F401
 
-        self.name = f"luke_ner[{precision}]"
+        # "ort:int8" / "ort:float32": that precision on engine = "onnxruntime"
+        engine, _, precision = precision.rpartition(":")
+        engine = {"": "torch", "ort": "onnxruntime"}[engine]
+        self.name = f"luke_ner[{precision}]" if engine == "torch" else f"luke_ner[ort-{precision}]"
         self.nlp = spacy.blank("en")
         config = {"pretrained": str(folder), "max_mention_length": max_len, "max_entities_per_pass": 4096,
-                  "precision": precision, **settings}
+                  "precision": precision, "engine": engine, **settings}
         self.ner = self.nlp.add_pipe("luke_ner", config=config)
         self.ner._ensure_loaded()
         self.timer = Timer()
@@ -256,7 +259,8 @@ def main(argv=None) -> Dict:
     parser.add_argument("--data", help="a CoNLL-format file (default: CoNLL-2003 test next to the repo)")
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--max-mention-length", type=int, default=16)
-    parser.add_argument("--modes", default="float32,int8", help="luke_ner precisions, comma-separated")
+    parser.add_argument("--modes", default="float32,int8",
+                        help="luke_ner precisions, comma-separated; 'ort:float32' / 'ort:int8': on engine onnxruntime")
     parser.add_argument("--chunk", type=int, default=25, help="sentences per alternation step")
     parser.add_argument("--bpe-vocab", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=0)

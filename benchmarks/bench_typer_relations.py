@@ -9,8 +9,11 @@ default) and the same spans: each doc's ``doc.ents`` (1-3 token spans), all orde
 relations. Reference: transformers' LukeTokenizer (task="entity_classification" /
 "entity_pair_classification") on batches of ``--batch`` inputs with padding, then
 LukeForEntityClassification / LukeForEntityPairClassification under ``torch.no_grad()``.
-Ours: ``nlp.pipe`` (input building, batching by cost, decoding, writing to the Doc). CPU,
-float32; each side: a warm-up pass on a few docs, then the best of ``--repeats`` timed runs.
+Ours: ``nlp.pipe`` (input building, batching by cost, decoding, writing to the Doc) in each
+``--modes`` precision ("float32", "bfloat16", "int8"; "ort:float32" / "ort:int8" on engine
+onnxruntime). CPU; each system: a warm-up pass on a few docs, then ``--repeats`` rounds in which
+the systems run one after the other (alternating, so load on a shared machine hits them alike);
+each system's best round counts. Agreement: the share of items whose argmax label equals float32's.
 """
 import argparse
 import sys
@@ -28,7 +31,8 @@ def main() -> None:
     for flag, default in (("--hidden", 768), ("--layers", 12), ("--heads", 12), ("--intermediate", 3072), ("--docs", 200), ("--batch", 32),
                           ("--threads", 0)):
         parser.add_argument(flag, type=int, default=default)
-    parser.add_argument("--repeats", type=int, default=3, help="best of N timed runs per side")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each system's best counts")
+    parser.add_argument("--modes", default="float32", help="our precisions, comma-separated; 'ort:int8' etc.: engine onnxruntime")
     args = parser.parse_args()
 
     import spacy
@@ -62,11 +66,13 @@ def main() -> None:
     print(f"shape: hidden={args.hidden} layers={args.layers} heads={args.heads} intermediate={args.intermediate}; "
           f"{len(base_docs)} docs, {len(span_inputs)} spans, {len(pair_inputs)} pairs; torch threads={torch.get_num_threads()}")
 
-    def run_reference(folder, cls, task, items):
+    import time
+
+    def reference_runner(folder, cls, task, items):
         tok = transformers.LukeTokenizer.from_pretrained(folder, task=task)
         model = getattr(transformers, cls).from_pretrained(folder).eval()
 
-        def go(batch_items):
+        def go(batch_items=items):
             outs = []
             for s in range(0, len(batch_items), args.batch):
                 chunk = batch_items[s : s + args.batch]
@@ -76,29 +82,53 @@ def main() -> None:
             return np.concatenate(outs)
 
         go(items[:8])
-        return common.best_of(args.repeats, go, items)
+        return go
 
-    def run_ours(folder, factory, n_items):
+    def our_runner(folder, factory, mode):
+        engine, _, precision = mode.rpartition(":")
         nlp = spacy.blank("en")
-        nlp.add_pipe(factory, config={"pretrained": str(folder)})
-        pipe = nlp.get_pipe(factory)
+        pipe = nlp.add_pipe(factory, config={"pretrained": str(folder), "precision": precision,
+                                             "engine": {"": "torch", "ort": "onnxruntime"}[engine]})
         docs = [nlp.make_doc(d.text) for d in base_docs]
         for d, b in zip(docs, base_docs):
             d.ents = [Span(d, e.start, e.end, label="E") for e in b.ents]
-        list(pipe.pipe(docs[:4]))
-        best, out = common.best_of(args.repeats, lambda: list(pipe.pipe(docs, batch_size=256)))
-        return best, out, pipe
+        list(pipe.pipe([d.copy() for d in docs[:4]]))
 
+        def go():
+            list(pipe.pipe(docs, batch_size=256))
+            return np.concatenate([p[1] for p in pipe.predict(docs)]) if mode == modes[0] else None
+
+        return go, pipe, docs
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for name, folder, cls, task, factory, items in (
         ("typer (spans/s)", typer_dir, "LukeForEntityClassification", "entity_classification", "luke_entity_typer", span_inputs),
         ("relations (pairs/s)", rel_dir, "LukeForEntityPairClassification", "entity_pair_classification", "luke_relation_extractor", pair_inputs),
     ):
-        ref_time, ref_logits = run_reference(folder, cls, task, items)
-        our_time, docs, pipe = run_ours(folder, factory, len(items))
-        ours = np.concatenate([p[1] for p in pipe.predict(docs)])
-        diff = float(np.abs(ours - ref_logits).max())
-        print(f"{name}: transformers {len(items) / ref_time:8.1f}/s ({ref_time:.2f}s)   spacy-luke {len(items) / our_time:8.1f}/s "
-              f"({our_time:.2f}s)   speed-up x{ref_time / our_time:.2f}   max |logit diff| {diff:.2e}")
+        runners = {"transformers": reference_runner(folder, cls, task, items)}
+        pipes = {}
+        for mode in modes:
+            go, pipe, docs = our_runner(folder, factory, mode)
+            runners[mode], pipes[mode] = go, (pipe, docs)
+        best = {key: float("inf") for key in runners}
+        for _ in range(args.repeats):
+            for key, go in runners.items():  # alternating: one round runs every system once
+                start = time.perf_counter()
+                go()
+                best[key] = min(best[key], time.perf_counter() - start)
+        ref_logits = runners["transformers"]()
+        ref_time = best["transformers"]
+        print(f"{name}: transformers {len(items) / ref_time:8.1f}/s ({ref_time:.2f}s)")
+        base_labels = None
+        for mode in modes:
+            pipe, docs = pipes[mode]
+            logits = np.concatenate([p[1] for p in pipe.predict(docs)])
+            labels = logits.argmax(-1)
+            base_labels = labels if base_labels is None else base_labels
+            line = (f"  spacy-luke[{mode}] {len(items) / best[mode]:8.1f}/s ({best[mode]:.2f}s)   x{ref_time / best[mode]:.2f} transformers   "
+                    f"max |logit diff| vs transformers {float(np.abs(logits - ref_logits).max()):.2e}   "
+                    f"same label as {modes[0]}: {float((labels == base_labels).mean()):.4f}")
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
