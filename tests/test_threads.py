@@ -88,3 +88,28 @@ def test_training_call_uses_dropout_and_prediction_does_not(ner_checkpoint):
     assert abs(train_a - train_b).max() > 1e-4
     predicted = ner.model.predict(padded)
     assert abs(predicted - ner.model.predict(padded)).max() == 0
+
+
+def test_threads_on_a_fresh_pipe_load_the_weights_once(ner_checkpoint, monkeypatch):
+    """The first calls from several threads at once: one thread loads, the others wait and share it."""
+    import threading
+    import time
+
+    from spacy_luke.pipeline.base import LukePipe
+
+    loads = []
+    original = LukePipe._load
+
+    def counting_load(self, checkpoint):
+        loads.append(threading.get_ident())
+        time.sleep(0.2)  # a slow load: the other threads arrive meanwhile
+        return original(self, checkpoint)
+
+    monkeypatch.setattr(LukePipe, "_load", counting_load)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint), "max_mention_length": 4})
+    with ThreadPoolExecutor(4) as pool:
+        docs = list(pool.map(nlp, PARITY_TEXTS[:4]))
+    assert len(loads) == 1
+    expected = [[(e.start, e.end, e.label_) for e in nlp(t).ents] for t in PARITY_TEXTS[:4]]
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in docs] == expected

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -38,6 +39,8 @@ MODEL_DIR = "luke"
 # The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
 # only), so padding costs the embeddings and memory, not the layers' work: batches may be loose.
 MAX_PADDING = ENGINE_MAX_PADDING["torch"]
+#: Held while a pipe loads its weights at first use (rare: one lock for all pipes, picklable pipes).
+_LOAD_LOCK = threading.RLock()
 #: Settings every LUKE pipe has, declared once: a factory's ``default_config`` is
 #: ``{**SHARED_SETTINGS, ...its own}`` (or ``TRAINABLE_SETTINGS`` for the pipes that train).
 SHARED_SETTINGS: Dict[str, Any] = {"pretrained": None, "max_batch_cost": 16384, "lite": True, "precision": "float32", "engine": "torch"}
@@ -133,6 +136,11 @@ class LukePipe(TrainablePipe):
     def _ensure_loaded(self) -> None:
         if self.is_loaded:
             return
+        with _LOAD_LOCK:  # threads calling a fresh pipe at once: one loads, the others wait and share it
+            if not self.is_loaded:
+                self._load_pretrained()
+
+    def _load_pretrained(self) -> None:
         if not self.cfg.get("pretrained"):
             raise ValueError(
                 f"[{self.name}] has no weights: set `pretrained` (a hub id or a local LUKE folder) in the "
