@@ -169,10 +169,14 @@ class MarkedItemsPipe(ItemsPipe):
         raise NotImplementedError
 
     def _training_items(self, examples: Sequence[Example]) -> List[List[Item]]:
-        return [self._items_and_targets(eg)[0] for eg in examples]
+        pairs = [(eg, self._items_and_targets(eg)) for eg in examples]
+        # update() asks for the targets of the same examples next (get_loss): kept, not recomputed.
+        self._last_targets = {id(eg): (eg, found) for eg, found in pairs}
+        return [found[0] for _, found in pairs]
 
     def _targets(self, example: Example, items: List[Item]) -> np.ndarray:
-        own_items, targets = self._items_and_targets(example)
+        kept = getattr(self, "_last_targets", {}).pop(id(example), None)
+        own_items, targets = kept[1] if kept is not None and kept[0] is example else self._items_and_targets(example)
         if list(own_items) != list(items):
             raise ValueError(f"[{self.name}] get_loss: the scores are not of this example's training items.")
         return targets
