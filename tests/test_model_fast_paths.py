@@ -426,11 +426,32 @@ def test_int8_linear_outlier_channels_in_float():
 
 
 def _int8_reference(view, x):
-    """The int8 scheme written out in float64: x rounded to 8 bits on one scale, weights per channel."""
-    scale = float(x.abs().max()) / 127.0
-    x_ints = torch.mul(x, 1.0 / scale).add_(128.5).floor_().double() - 128  # rounded as the layer rounds
+    """The int8 scheme written out in float64: x on one asymmetric 8-bit grid (scale and zero point
+    from its range, widened to 0), weights per output channel."""
+    low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = (high - low) / 255.0
+    zero_point = round(-low / scale)
+    offset = torch.tensor(zero_point + 0.5)
+    x_ints = torch.add(offset, x, alpha=1.0 / scale).clamp_(0, 255).floor_().double() - zero_point  # as the layer rounds
     weights = view.weight_ints.double() * view.weight_scales.double()[:, None]
     return (x_ints * scale @ weights.t() + view.bias.double()).float()
+
+
+def test_int8_one_sided_inputs_keep_all_8_bits():
+    """GELU's output (about -0.17 .. max): the asymmetric grid spends its 256 levels on that range."""
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(64, 256, generator=gen) * 0.05
+    linear, view = _int8_linear(weight, ratio=0.0)
+    x = torch.nn.functional.gelu(torch.randn(50, 256, generator=gen) * 2)
+    from spacy_luke.model.int8 import activation_qparams
+
+    scale, zero_point = activation_qparams(float(x.min()), float(x.max()))
+    assert scale == pytest.approx((float(x.max()) - float(x.min())) / 255) and 0 < zero_point < 20
+    with torch.no_grad():
+        assert torch.allclose(view(x), _int8_reference(view, x), atol=1e-4)  # on that grid
+        symmetric = float(x.abs().max()) / 127  # the grid of a symmetric scheme: coarser here
+        assert scale < 0.6 * symmetric
+    assert activation_qparams(0.0, 0.0) == (1.0, 128) and activation_qparams(1.0, 2.0) == (2.0 / 255, 0)
 
 
 def test_int8_view_uses_no_deprecated_quantization(shared_model):

@@ -14,8 +14,9 @@ docs/benchmarks.md.
 Scheme (the same as the earlier ``torch.ao`` int8 mode, so the agreement figures carry over):
 
 - weights: symmetric, one scale per output channel, 7 bits (:data:`WEIGHT_QUANT_RANGE`);
-- activations: 8 bits, one scale per call (``max |x| / 127``), stored as ``uint8`` around a zero
-  point of 128 (oneDNN's fast kernels take unsigned activations);
+- activations: 8 bits, one scale and zero point per call covering the call's range (asymmetric
+  ``uint8``, as oneDNN's fast kernels take: a one-sided input such as GELU's output keeps all 8
+  bits);
 - outlier input channels (over :data:`OUTLIER_RATIO` times the median channel's peak) are taken
   out of the int8 product and multiplied in float32 (LLM.int8()'s mixed decomposition).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -40,7 +42,7 @@ WEIGHT_QUANT_RANGE = (-64, 63)
 OUTLIER_RATIO = 5.0
 #: ... unless more than this share of the channels would qualify (then none is an outlier).
 MAX_OUTLIER_SHARE = 0.125
-#: The activations' zero point: int8 values -127..127 are stored as uint8 1..255.
+#: The activations' zero point when the input is all zeros.
 _ZERO_POINT = 128
 
 
@@ -96,31 +98,25 @@ class Int8Linear(nn.Module):
         flat = x.reshape(-1, x.shape[-1])
         if flat.shape[0] == 0:
             return x.new_zeros(*x.shape[:-1], self.out_features)
+        # Per-channel range (two column reductions: much faster than aminmax(dim=0) on the CPU).
+        low, high = flat.amin(dim=0), flat.amax(dim=0)
         outliers = None
         if self.outlier_ratio > 0:
-            low, high = torch.aminmax(flat, dim=0)
-            peaks = torch.maximum(high, low.neg())  # |x| per channel, no |x| copy
+            peaks = torch.maximum(high, low.neg())
             found = torch.nonzero(peaks > self.outlier_ratio * peaks.median()).squeeze(1)
             # None, or too many to be outliers (a mostly-zero input): the plain int8 product.
             if 0 < found.numel() <= flat.shape[1] * MAX_OUTLIER_SHARE:
                 outliers = found
-                peak = peaks.index_fill(0, outliers, 0.0).max()
-            else:
-                peak = peaks.max()
-        else:
-            low, high = torch.aminmax(flat)
-            peak = torch.maximum(high, low.neg())
-        scale = float(peak) / 127.0 or 1.0
-        # round(x / scale) + 128 in 1..255: +128.5 and truncation round half up; outlier channels
-        # (past the range) are clamped here and zeroed below.
-        ints = torch.mul(flat, 1.0 / scale).add_(_ZERO_POINT + 0.5)
+                low, high = low.index_fill(0, outliers, 0.0), high.index_fill(0, outliers, 0.0)
+        scale, zero_point = activation_qparams(float(low.min()), float(high.max()))
+        # round(x / scale) + zero_point, clamped to 0..255 (outlier channels are zeroed below):
+        # one fused pass (+ zero_point + 0.5, then truncation: rounding half up), a clamp, a cast.
+        offset = torch.tensor(zero_point + 0.5, dtype=flat.dtype)
+        ints = torch.add(offset, flat, alpha=1.0 / scale).clamp_(0.0, 255.0).to(torch.uint8)
         if outliers is not None:
-            ints.clamp_(0.0, 255.0)
-        ints = ints.to(torch.uint8)
-        if outliers is not None:
-            ints.index_fill_(1, outliers, _ZERO_POINT)
+            ints.index_fill_(1, outliers, zero_point)
         out = torch.ops.onednn.qlinear_pointwise(
-            ints, scale, _ZERO_POINT, self.packed_weight, self.weight_scales, self.weight_zero_points,
+            ints, scale, zero_point, self.packed_weight, self.weight_scales, self.weight_zero_points,
             self.bias, 1.0, 0, torch.float32, "none", [], "",
         )
         if outliers is not None:
@@ -128,6 +124,16 @@ class Int8Linear(nn.Module):
             columns = columns[0] if len(columns) == 1 else torch.cat(columns)
             out.addmm_(flat.index_select(1, outliers).float(), columns.float().t())
         return out.to(x.dtype).view(*x.shape[:-1], self.out_features)
+
+
+def activation_qparams(low: float, high: float) -> Tuple[float, int]:
+    """uint8 scale and zero point covering ``[low, high]`` (widened to include 0, so zeros and
+    padding are exact): asymmetric, so a one-sided input such as GELU's output keeps all 8 bits."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    if high - low <= 0.0 or not math.isfinite(high - low):
+        return 1.0, _ZERO_POINT
+    scale = (high - low) / 255.0
+    return scale, int(min(255, max(0, round(-low / scale))))
 
 
 #: Linear layers left in float32 by int8 quantization: an untied LM decoder (its ``.weight`` is read
