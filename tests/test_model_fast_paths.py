@@ -482,3 +482,36 @@ def test_int8_fused_qkv_equals_separate_projections(shared_model):
         fused = att.qkv_quantized(x)
         separate = torch.cat([att.query(x), att.key(x), att.value(x)], dim=-1)
     assert torch.allclose(fused, separate, atol=1e-5)
+
+
+def test_float32_onednn_view_shares_the_weights_and_matches(shared_model):
+    """float32 on the CPU runs oneDNN's products on the float model's own tensors: same numbers (1e-5)."""
+    from spacy_luke.model.linear_views import OneDnnLinear, onednn_linear_available, onednn_view
+
+    _, model = shared_model
+    model.eval()
+    if not onednn_linear_available():
+        pytest.skip("this PyTorch build has no oneDNN float32 linear")
+    view = onednn_view(model)
+    layers = [m for m in view.modules() if isinstance(m, OneDnnLinear)]
+    assert layers and not any(type(m) is torch.nn.Linear and not name.endswith("classifier") for name, m in view.named_modules())
+    query = model.luke.encoder.layer[0].attention.self.query.weight
+    assert view.luke.encoder.layer[0].attention.self.query.weight.data_ptr() == query.data_ptr()  # shared, not copied
+    assert sum(p.numel() for p in view.parameters()) == sum(p.numel() for p in model.parameters())
+    inputs = make_inputs(HEAD, model.config, seed=5)
+    with torch.inference_mode():
+        for unpad in (False, True):
+            with attention_options(unpad=unpad):
+                expected = model(**inputs).logits
+                got = view(**inputs).logits
+            assert torch.allclose(got, expected, atol=1e-5), (unpad, (got - expected).abs().max())
+    # The view follows the weights: it multiplies the float model's tensors, not a snapshot.
+    with torch.no_grad():
+        model.luke.encoder.layer[0].output.dense.weight.mul_(1.5)
+    with torch.inference_mode():
+        assert torch.allclose(onednn_view(model)(**inputs).logits, model(**inputs).logits, atol=1e-5)
+    layer = layers[0]
+    x = torch.randn(5, layer.in_features)
+    assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)  # autograd on: F.linear
+    assert onednn_view(model.to(torch.float64)) is model  # not float32: the model itself
+    model.float()

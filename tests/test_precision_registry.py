@@ -44,7 +44,8 @@ def test_each_mode_is_named_once_with_its_settings():
     assert all(isinstance(mode, Precision) and mode.name == name for name, mode in MODES.items())
     # No mode casts per call: the 16-bit modes cast their weights once, in their view.
     assert {name: mode.autocast for name, mode in MODES.items()} == dict.fromkeys(PRECISIONS)
-    assert [name for name, mode in MODES.items() if mode.view is not None] == ["bfloat16", "float16", "int8"]
+    # Every mode has a view: float32's runs the same weights on oneDNN's products on the CPU.
+    assert [name for name, mode in MODES.items() if mode.view is not None] == ["float32", "bfloat16", "float16", "int8"]
     assert [(name, mode.devices, mode.fallback) for name, mode in MODES.items() if mode.devices] == [("int8", ("cpu",), "float32")]
 
 
@@ -93,7 +94,12 @@ def test_slow_modes_warn_where_slow(fresh_warnings, monkeypatch):
 def test_views(hf_checkpoint):
     folder, reference = hf_checkpoint(HEAD)
     model = ours.LukeForEntitySpanClassification.from_pretrained(folder)
-    assert inference_view(model, "float32") is model
+    from spacy_luke.model.linear_views import OneDnnLinear, onednn_linear_available
+
+    plain = inference_view(model, "float32")  # the same weights, on oneDNN's products where it has them
+    assert (plain is model) != onednn_linear_available()
+    assert {p.data_ptr() for p in plain.parameters()} == {p.data_ptr() for p in model.parameters()}
+    assert onednn_linear_available() == any(isinstance(m, OneDnnLinear) for m in plain.modules())
     for name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
         view = inference_view(model, name)
         assert view is not model and not view.training

@@ -22,13 +22,14 @@ Scheme (the same as the earlier ``torch.ao`` int8 mode, so the agreement figures
 """
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+from .linear_views import replace_linears
 
 #: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
 #: saturates past 32,767. The activations are the coarse side (one scale per call), so they keep
@@ -136,60 +137,23 @@ def activation_qparams(low: float, high: float) -> Tuple[float, int]:
     return scale, int(min(255, max(0, round(-low / scale))))
 
 
-#: Linear layers left in float32 by int8 quantization: an untied LM decoder (its ``.weight`` is read
-#: directly), and the heads' output layers (``classifier``, ``qa_outputs``). Those produce the logits
-#: the decisions are made on, cost next to nothing (a few outputs per row), and quantizing their
-#: input, the concatenated hidden states, per tensor is where int8 flips near decisions.
-KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
-
-
-def _keeps_float(path: str) -> bool:
-    """Whether the Linear at ``path`` (dotted module path) stays float32 in the int8 view."""
-    return path.rsplit(".", 1)[-1] in KEEP_FLOAT
-
-
 def quantize_linears(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose ``nn.Linear`` layers are :class:`Int8Linear`.
+    """A copy of ``module`` whose ``nn.Linear`` layers are :class:`Int8Linear` (but the heads'
+    output layers, :data:`.linear_views.KEEP_FLOAT`), sharing every other module.
 
-    Only containers on the way to a Linear are copied (shallowly); every other submodule and
-    parameter is shared with ``module``, so the copy costs about a quarter of the Linear weights.
-    Attention modules make their own copy (:meth:`EntityAwareSelfAttention.quantized_copy`).
+    The copy costs about a quarter of the Linear weights (see :func:`.linear_views.replace_linears`).
     """
-    from .attention import EntityAwareSelfAttention
-
     if not int8_kernels_available():
         raise RuntimeError(
             "precision='int8' needs oneDNN's int8 kernels (torch.ops.onednn.qlinear_pointwise), which this "
             f"PyTorch build ({torch.__version__}) lacks; use precision='float32' or an x86 build of PyTorch."
         )
 
-    def quantize_side_by_side(layers: Sequence[nn.Linear]) -> nn.Module:
+    def side_by_side(layers: Sequence[nn.Linear]) -> nn.Module:
         """One quantized layer computing the float ``layers``' outputs side by side."""
-        if len(layers) == 1:
-            return Int8Linear.from_float(layers[0])
         weight = torch.cat([layer.weight for layer in layers])
         biases = [layer.bias for layer in layers]
         bias = None if any(b is None for b in biases) else torch.cat(biases)
         return Int8Linear(weight, bias, tuple(layer.weight for layer in layers))
 
-    def convert(node: nn.Module, path: str = "") -> nn.Module:
-        if type(node) is nn.Linear and _keeps_float(path):
-            return node  # shared, float32
-        if type(node) is nn.Linear:
-            return Int8Linear.from_float(node)
-        if not any(type(m) is nn.Linear for m in node.modules()):
-            return node
-        if isinstance(node, EntityAwareSelfAttention):
-            return node.quantized_copy(quantize_side_by_side)
-        clone = copy.copy(node)
-        clone._modules = {
-            key: (convert(child, f"{path}.{key}" if path else key) if child is not None else None)
-            for key, child in node._modules.items()
-        }
-        # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
-        clone._parameters = dict(node._parameters)
-        clone._buffers = dict(node._buffers)
-        return clone
-
-    with torch.no_grad():
-        return convert(module)
+    return replace_linears(module, Int8Linear.from_float, side_by_side)
