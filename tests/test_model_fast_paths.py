@@ -515,3 +515,26 @@ def test_float32_onednn_view_shares_the_weights_and_matches(shared_model):
     assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)  # autograd on: F.linear
     assert onednn_view(model.to(torch.float64)) is model  # not float32: the model itself
     model.float()
+
+
+def test_int8_per_token_activations(monkeypatch):
+    """Per-token activation grids: each row on its own asymmetric 8-bit grid; rows of very
+    different sizes (word vs entity tokens) each keep their precision."""
+    from spacy_luke.model.int8 import Int8Linear
+
+    gen = torch.Generator().manual_seed(4)
+    weight = torch.randn(48, 128, generator=gen) * 0.05
+    linear, view = _int8_linear(weight, bias=torch.randn(48, generator=gen), ratio=0.0)
+    x = torch.randn(30, 128, generator=gen) * torch.logspace(-2, 1, 30)[:, None]  # row sizes 0.01 .. 10
+    x[3] = 0.0  # an all-zero row: exactly the bias
+    monkeypatch.setattr(Int8Linear, "per_token", True)
+    with torch.no_grad():
+        got = view(x)
+        expected = torch.cat([_int8_reference(view, row[None]) if row.any() else view.bias[None] for row in x])
+        assert torch.allclose(got, expected, atol=1e-4)  # each row as if alone: its own grid
+        assert torch.equal(got[3], view.bias)
+        monkeypatch.setattr(Int8Linear, "per_token", False)
+        per_call = view(x)
+        exact = linear(x)
+    small = slice(0, 10)  # the small rows lose most of their precision on one per-call grid
+    assert (got[small] - exact[small]).abs().max() < 0.1 * (per_call[small] - exact[small]).abs().max()

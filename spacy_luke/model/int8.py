@@ -87,6 +87,11 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", float_bias, persistent=False)
         self.float_weights = tuple(block.detach() for block in float_weights) or (weight.detach(),)
         self.outlier_ratio = OUTLIER_RATIO
+        # Each output column's weight sum (dequantized), for the per-token zero points.
+        self.register_buffer("weight_sums", ints.float().sum(dim=1) * scales, persistent=False)
+
+    #: Activation scales per token (row) instead of per call (see :meth:`_per_token_product`).
+    per_token = False
 
     @classmethod
     def from_float(cls, linear: nn.Linear, float_weights: Tuple[torch.Tensor, ...] = ()) -> "Int8Linear":
@@ -109,6 +114,18 @@ class Int8Linear(nn.Module):
             if 0 < found.numel() <= flat.shape[1] * MAX_OUTLIER_SHARE:
                 outliers = found
                 low, high = low.index_fill(0, outliers, 0.0), high.index_fill(0, outliers, 0.0)
+        if self.per_token:
+            out = self._per_token_product(flat, outliers)
+        else:
+            out = self._per_call_product(flat, low, high, outliers)
+        if outliers is not None:
+            columns = [block.index_select(1, outliers) for block in self.float_weights]
+            columns = columns[0] if len(columns) == 1 else torch.cat(columns)
+            out.addmm_(flat.index_select(1, outliers).float(), columns.float().t())
+        return out.to(x.dtype).view(*x.shape[:-1], self.out_features)
+
+    def _per_call_product(self, flat, low, high, outliers):
+        """The int8 product with one activation scale and zero point for the whole call."""
         scale, zero_point = activation_qparams(float(low.min()), float(high.max()))
         # round(x / scale) + zero_point, clamped to 0..255 (outlier channels are zeroed below):
         # one fused pass (+ zero_point + 0.5, then truncation: rounding half up), a clamp, a cast.
@@ -116,15 +133,30 @@ class Int8Linear(nn.Module):
         ints = torch.add(offset, flat, alpha=1.0 / scale).clamp_(0.0, 255.0).to(torch.uint8)
         if outliers is not None:
             ints.index_fill_(1, outliers, zero_point)
-        out = torch.ops.onednn.qlinear_pointwise(
+        return torch.ops.onednn.qlinear_pointwise(
             ints, scale, zero_point, self.packed_weight, self.weight_scales, self.weight_zero_points,
             self.bias, 1.0, 0, torch.float32, "none", [], "",
         )
+
+    def _per_token_product(self, flat, outliers):
+        """The int8 product with one activation scale and zero point per row (token).
+
+        The kernel gets the rows' integers with zero point 0 and scale 1; the rows' zero points
+        come off afterwards through the weights' column sums, and the rows' scales multiply in.
+        """
         if outliers is not None:
-            columns = [block.index_select(1, outliers) for block in self.float_weights]
-            columns = columns[0] if len(columns) == 1 else torch.cat(columns)
-            out.addmm_(flat.index_select(1, outliers).float(), columns.float().t())
-        return out.to(x.dtype).view(*x.shape[:-1], self.out_features)
+            flat = flat.index_fill(1, outliers, 0.0)
+        low = flat.amin(dim=1).clamp_(max=0.0)
+        high = flat.amax(dim=1).clamp_(min=0.0)
+        scale = (high - low).div_(255.0).clamp_(min=torch.finfo(torch.float32).tiny)
+        zero_point = torch.round(low.neg() / scale).clamp_(0.0, 255.0)
+        ints = torch.addcmul((zero_point + 0.5)[:, None], flat, scale.reciprocal()[:, None]).clamp_(0.0, 255.0).to(torch.uint8)
+        out = torch.ops.onednn.qlinear_pointwise(
+            ints, 1.0, 0, self.packed_weight, self.weight_scales, self.weight_zero_points,
+            None, 1.0, 0, torch.float32, "none", [], "",
+        )
+        out = torch.addr(out, zero_point, self.weight_sums, alpha=-1.0).mul_(scale[:, None])
+        return out if self.bias is None else out.add_(self.bias)
 
 
 def activation_qparams(low: float, high: float) -> Tuple[float, int]:
