@@ -35,7 +35,8 @@ shapes), its tokenizer files and ``entity_vocab.json``, and ``onnx_export.json``
 the inputs and the output with their axes; with ``int8=True`` also ``model.int8.onnx``, ONNX
 Runtime's dynamic quantization of the weight products (:func:`quantize_int8`). After the export
 ONNX Runtime runs the float32 graph on the export sample and on a sample of other lengths,
-against the torch model: a difference over ``atol`` (default 1e-4) is an :class:`OnnxExportError`.
+against the torch model: a difference over ``atol`` (default 1e-4) plus 1e-5 times the largest
+output is an :class:`OnnxExportError`.
 """
 from __future__ import annotations
 
