@@ -20,17 +20,9 @@ from pipeline_fixtures import (  # noqa: E402,F401
     typer_checkpoint,
 )
 from test_entity_typer import TEXTS, make_docs  # noqa: E402
+from test_onnx_export import ATOL, PIPES  # noqa: E402 (kind: factory, checkpoint fixture, max_batch_cost)
 
 from spacy_luke.layers.architectures import set_engine  # noqa: E402
-
-ATOL = 1e-4
-# kind: (factory, checkpoint fixture, max_batch_cost: small, so the docs give several batches)
-PIPES = {
-    "ner": ("luke_ner", "ner_checkpoint", 250),
-    "typer": ("luke_entity_typer", "typer_checkpoint", 150),
-    "relation": ("luke_relation_extractor", "relation_checkpoint", 150),
-    "encoder": ("luke_entity_vectors", "encoder_checkpoint", 60),
-}
 
 
 def make_pipeline(request, kind, **config):
