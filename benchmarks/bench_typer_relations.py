@@ -96,7 +96,6 @@ def main() -> None:
 
         def go():
             list(pipe.pipe(docs, batch_size=256))
-            return np.concatenate([p[1] for p in pipe.predict(docs)]) if mode == modes[0] else None
 
         return go, pipe, docs
 
