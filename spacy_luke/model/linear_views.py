@@ -77,6 +77,10 @@ def onednn_linear_available() -> bool:
         return False
 
 
+#: The dtypes :class:`OneDnnLinear` multiplies on oneDNN (float16 has no fast CPU products here).
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+
+
 class OneDnnLinear(nn.Module):
     """A float32 ``nn.Linear`` for CPU inference on oneDNN's matrix product (the same weight tensors).
 
@@ -107,7 +111,7 @@ class OneDnnLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, kernel=oneDNN"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32 or x.device.type != "cpu" or self.weight.dtype != torch.float32 or torch.is_grad_enabled():
+        if x.dtype not in ONEDNN_DTYPES or x.dtype != self.weight.dtype or x.device.type != "cpu" or torch.is_grad_enabled():
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, self.in_features)
         if flat.shape[0] == 0:
@@ -117,9 +121,12 @@ class OneDnnLinear(nn.Module):
 
 
 def onednn_view(model: nn.Module) -> nn.Module:
-    """``model`` for float32 CPU inference on oneDNN's products (:class:`OneDnnLinear`), sharing
-    every weight; ``model`` itself where that cannot run (no oneDNN, not float32 on the CPU)."""
+    """``model`` for CPU inference on oneDNN's products (:class:`OneDnnLinear`), sharing every
+    weight; ``model`` itself where that cannot run (no oneDNN, not float32 / bfloat16 on the CPU).
+
+    A 16-bit view (``precision.half_view``) goes through it too: PyTorch's own bfloat16 linear on
+    3-d inputs took a batched-matmul path copying the weights (half of the typer's time)."""
     param = next(model.parameters(), None)
-    if param is None or param.device.type != "cpu" or param.dtype != torch.float32 or not onednn_linear_available():
+    if param is None or param.device.type != "cpu" or param.dtype not in ONEDNN_DTYPES or not onednn_linear_available():
         return model
     return replace_linears(model, OneDnnLinear.from_float, OneDnnLinear.side_by_side)

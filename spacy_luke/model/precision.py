@@ -250,7 +250,7 @@ def cast_copy(module: nn.Module, dtype: torch.dtype, keep_float: Sequence[str] =
 
 def half_view(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """The inference view of a 16-bit mode: ``model`` cast once to ``dtype``, the heads' output layers in float32."""
-    return cast_copy(model, dtype, keep_float=KEEP_FLOAT_16).eval()
+    return onednn_view(cast_copy(model, dtype, keep_float=KEEP_FLOAT_16).eval())
 
 
 def inference_view(model: nn.Module, precision: str) -> nn.Module:
