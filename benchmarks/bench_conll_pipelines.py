@@ -41,15 +41,16 @@ def parse_system(text: str):
 def load(path: Path, settings: dict):
     import spacy
 
-    from spacy_luke.layers.architectures import set_engine, set_precision
+    from spacy_luke.layers import architectures
     from spacy_luke.pipeline.base import LukePipe
 
     nlp = spacy.load(path)
     for _, pipe in nlp.pipeline:
         if isinstance(pipe, LukePipe) and settings:
             pipe.cfg.update(settings)
-            set_precision(pipe.model, pipe.cfg.get("precision", "float32"))
-            set_engine(pipe.model, pipe.cfg.get("engine", "torch"))
+            architectures.set_precision(pipe.model, pipe.cfg.get("precision", "float32"))
+            if hasattr(architectures, "set_engine"):  # older code (compared by PYTHONPATH) has no engines
+                architectures.set_engine(pipe.model, pipe.cfg.get("engine", "torch"))
     return nlp
 
 
