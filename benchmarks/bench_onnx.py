@@ -78,7 +78,7 @@ def main(argv=None) -> Dict:
     parser.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime intra-op threads (0: torch's default)")
     parser.add_argument("--max-batch-cost", type=int, default=0, help="luke_ner max_batch_cost (default: the pipe's)")
     parser.add_argument("--max-padding", type=float, default=None,
-                        help="padded slots over real ones a batch may hold (default: the pipe's MAX_PADDING, loose: its encoder skips padding)")
+                        help="padded slots over real ones a batch may hold (default: the torch engine's max_padding, loose: its encoder skips padding)")
     parser.add_argument("--bpe-vocab", type=int, default=8000)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)

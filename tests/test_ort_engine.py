@@ -13,7 +13,6 @@ pytest.importorskip("onnxruntime")
 
 from pipeline_fixtures import (  # noqa: E402,F401
     encoder_checkpoint,
-    mlm_checkpoint,
     ner_checkpoint,
     pipe_root,
     relation_checkpoint,
@@ -23,6 +22,7 @@ from test_entity_typer import TEXTS, make_docs  # noqa: E402
 from test_onnx_export import ATOL, PIPES  # noqa: E402 (kind: factory, checkpoint fixture, max_batch_cost)
 
 from spacy_luke.layers.architectures import set_engine  # noqa: E402
+from spacy_luke.layers.engines import OrtHead  # noqa: E402
 
 
 def make_pipeline(request, kind, **config):
@@ -147,4 +147,5 @@ def test_engine_is_saved_and_loaded(request, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning from the export or ONNX Runtime
         assert [annotations("ner", d) for d in loaded.pipe(TEXTS[:4])] == expected
-    assert loaded.get_pipe("luke_ner").model.shims[0]._model._ort_views._cache is not None  # ran by ONNX Runtime
+    view = loaded.get_pipe("luke_ner").model.shims[0]._model._view_cache[1]
+    assert isinstance(view, OrtHead)  # ran by ONNX Runtime

@@ -19,13 +19,15 @@ The export covers the heads of :data:`spacy_luke.export.HEAD_ALIASES` (``luke_ne
 """
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Dict, Optional, Tuple
 
-#: Padding a batch may hold over its real slots, per engine (see ``spacy_luke.bucketing``).
+#: Padding a batch may hold over its real slots, per engine (see ``spacy_luke.bucketing``). The
+#: torch encoder runs unpadded (``spacy_luke.model.unpadded``: its layers see real tokens only), so
+#: padding costs it the embeddings and memory, not the layers' work: its batches may be loose.
+#: ONNX Runtime's graph computes every padded slot.
 MAX_PADDING: Dict[str, float] = {"torch": 1.0, "onnxruntime": 0.1}
 ENGINES: Tuple[str, ...] = tuple(MAX_PADDING)
 #: The precision modes ONNX Runtime runs (the graph each one uses).
@@ -90,23 +92,6 @@ def ort_head(head_model, output: str, precision: str) -> OrtHead:
     with torch.inference_mode(False), torch.no_grad():
         runner = OnnxRunner.from_module(head_model, precision=precision, threads=torch.get_num_threads())
     return OrtHead(runner, output)
-
-
-class OrtViews:
-    """The ONNX Runtime head of one torch head, exported once per weight version (under a lock)."""
-
-    def __init__(self):
-        self._cache = None
-        self._lock = threading.Lock()
-
-    def get(self, head_model, output: str, precision: str, key) -> OrtHead:
-        cache = self._cache  # one read: another thread may replace it meanwhile
-        if cache is None or cache[0] != (key, precision):
-            with self._lock:  # export once, not once per waiting thread
-                cache = self._cache
-                if cache is None or cache[0] != (key, precision):
-                    cache = self._cache = ((key, precision), ort_head(head_model, output, precision))
-        return cache[1]
 
 
 def runs_here(engine: str, device) -> bool:

@@ -16,7 +16,7 @@ import threading
 import torch
 
 from ..model.attention_options import attention_options
-from .engines import OrtViews, runs_here
+from .engines import ort_head, runs_here
 
 #: The attention options the pipes' calls run with (see ``spacy_luke.model.attention_options``):
 #: the pipes read real positions only, so the layers skip the padded slots' work.
@@ -26,21 +26,19 @@ PIPE_ATTENTION_OPTIONS = {"unpad": True}
 class HeadOutput(torch.nn.Module):
     """Calls ``head_model`` (a ``Luke*`` module) and returns its ``output`` tensor."""
 
-    def __init__(self, head_model: torch.nn.Module, output: str, precision, engine: str = "torch"):
+    def __init__(self, head_model: torch.nn.Module, output: str, precision, engine: str = "torch", requested: str = ""):
         super().__init__()
         self.head_model = head_model
         self.output = output
         self.precision = precision  # a spacy_luke.model.precision.Precision, placed on the device
-        # (weights key, module) of the precision's inference view; not a registered submodule.
+        self.engine = engine
+        # The precision the pipe asked for: the graph ONNX Runtime runs ("float32" or "int8"),
+        # which needs no torch kernels (``precision`` may be a fallback of it).
+        self.requested = requested or precision.name
+        # (key, module) of the view predictions run: the precision's inference view, or the head
+        # exported to ONNX Runtime; keyed on the weights (and what runs). Not a registered submodule.
         self._view_cache = None
         self._view_lock = threading.Lock()
-        self.engine = engine
-        self._ort_precision = precision.name  # the graph ONNX Runtime runs: "float32" or "int8"
-        self._ort_views = OrtViews()
-
-    def set_engine(self, engine: str, precision: str) -> None:
-        self.engine = engine
-        self._ort_precision = precision
 
     def train(self, mode: bool = True):
         # thinc calls train()/eval() around calls; the flag is shared by all threads, so it is
@@ -51,24 +49,28 @@ class HeadOutput(torch.nn.Module):
         return tuple((p._version, p.data_ptr()) for p in self.head_model.parameters())
 
     def _inference_model(self):
-        if self.precision.view is None:
+        """What predictions run, built once per weight version: the ONNX Runtime head when the
+        engine runs here, else the precision's inference view (or the model itself)."""
+        on_ort = runs_here(self.engine, self.device)
+        if not on_ort and self.precision.view is None:
             return self.head_model
-        key = self._weights_key()
+        key = (self._weights_key(), on_ort)
         cache = self._view_cache  # one read: another thread may replace it meanwhile
         if cache is None or cache[0] != key:
             with self._view_lock:  # build the view once, not once per waiting thread
                 cache = self._view_cache
                 if cache is None or cache[0] != key:
-                    cache = self._view_cache = (key, self.precision.inference_module(self.head_model))
+                    if on_ort:
+                        view = ort_head(self.head_model, self.output, self.requested)
+                    else:
+                        view = self.precision.inference_module(self.head_model)
+                    cache = self._view_cache = (key, view)
         return cache[1]
 
     def forward(self, **inputs):
         with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe
             if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
                 return getattr(self.head_model(**inputs), self.output)
-            if runs_here(self.engine, self.device):
-                ort = self._ort_views.get(self.head_model, self.output, self._ort_precision, self._weights_key())
-                return getattr(ort(**inputs), self.output)
             with torch.inference_mode(), self.precision.context(self.device):
                 return getattr(self._inference_model()(**inputs), self.output)
 

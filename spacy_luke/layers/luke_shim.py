@@ -102,7 +102,9 @@ class LukeShim(PyTorchShim):
             _use_pytorch_allocator_with_cupy()
         self._grad_scaler.to_(device)
         head_model.eval()  # at rest; each call says whether it trains
-        self._model = HeadOutput(head_model, self.output, get_precision(self.precision).on(device), engine=self.engine)
+        self._model = HeadOutput(
+            head_model, self.output, get_precision(self.precision).on(device), engine=self.engine, requested=self.precision
+        )
         self.pieces = pieces
 
     def set_device(self, device: str) -> None:
@@ -124,7 +126,7 @@ class LukeShim(PyTorchShim):
         """Run predictions with ``engine`` from now on (``"torch"`` or ``"onnxruntime"``)."""
         self.engine = engine
         if self._model is not None:
-            self._model.set_engine(engine, self.precision)
+            self.attach(self._model.head_model, self.pieces, device=self._model.device)
 
     def load_folder(self, folder: Path, *, lite: bool = False, config=None, revision: Optional[str] = None) -> None:
         """Build the head model from a LUKE checkpoint folder (``config`` overrides its config.json)."""

@@ -35,10 +35,6 @@ from ..layers.engines import check_engine
 from .loaders import LukeCheckpoint
 
 MODEL_DIR = "luke"
-# Padded batches may hold at most this share of padding (word + entity slots) over real ones.
-# The pipes run the encoder unpadded (spacy_luke.model.unpadded: its layers see real tokens
-# only), so padding costs the embeddings and memory, not the layers' work: batches may be loose.
-MAX_PADDING = ENGINE_MAX_PADDING["torch"]
 #: Held while a pipe loads its weights at first use (rare: one lock for all pipes, picklable pipes).
 _LOAD_LOCK = threading.RLock()
 #: Settings every LUKE pipe has, declared once: a factory's ``default_config`` is
