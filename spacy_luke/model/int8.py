@@ -29,7 +29,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .linear_views import replace_linears
+from .linear_views import replace_linears, stacked_weights
 
 #: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
 #: saturates past 32,767. The activations are the coarse side (one scale per call), so they keep
@@ -183,9 +183,6 @@ def quantize_linears(module: nn.Module) -> nn.Module:
 
     def side_by_side(layers: Sequence[nn.Linear]) -> nn.Module:
         """One quantized layer computing the float ``layers``' outputs side by side."""
-        weight = torch.cat([layer.weight for layer in layers])
-        biases = [layer.bias for layer in layers]
-        bias = None if any(b is None for b in biases) else torch.cat(biases)
-        return Int8Linear(weight, bias, tuple(layer.weight for layer in layers))
+        return Int8Linear(*stacked_weights(layers), tuple(layer.weight for layer in layers))
 
     return replace_linears(module, Int8Linear.from_float, side_by_side)

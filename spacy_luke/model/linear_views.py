@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,15 @@ KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
 def _keeps_float(path: str) -> bool:
     """Whether the Linear at ``path`` (dotted module path) stays as it is."""
     return path.rsplit(".", 1)[-1] in KEEP_FLOAT
+
+
+def stacked_weights(layers: Sequence[nn.Linear]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """``layers``' weights and biases stacked (one layer computing their outputs side by side):
+    copies, detached; the bias is None when a layer has none."""
+    weight = torch.cat([layer.weight.detach() for layer in layers])
+    biases = [layer.bias for layer in layers]
+    bias = None if any(b is None for b in biases) else torch.cat([b.detach() for b in biases])
+    return weight, bias
 
 
 def replace_linears(
@@ -82,12 +91,13 @@ ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 
 
 class OneDnnLinear(nn.Module):
-    """A float32 ``nn.Linear`` for CPU inference on oneDNN's matrix product (the same weight tensors).
+    """An ``nn.Linear`` for CPU inference on oneDNN's matrix product (the same weight tensors),
+    float32 or bfloat16 (:data:`ONEDNN_DTYPES`).
 
     PyTorch multiplies float32 CPU matrices with its BLAS (MKL in the x86 wheels), which on AMD
-    CPUs runs a generic code path: measured on a 2-core AMD Zen 5, oneDNN's product was 2.2-2.3x
+    CPUs runs a generic code path: measured on a 2-core AMD Zen 5, oneDNN's product was 2.2-2.5x
     MKL's on the encoder's shapes (docs/benchmarks.md). Other inputs (another dtype or device,
-    autograd) take ``F.linear``.
+    autograd, no rows) take ``F.linear``.
     """
 
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor]):
@@ -102,20 +112,16 @@ class OneDnnLinear(nn.Module):
 
     @classmethod
     def side_by_side(cls, layers: Sequence[nn.Linear]) -> "OneDnnLinear":
-        weight = torch.cat([layer.weight.detach() for layer in layers])
-        biases = [layer.bias for layer in layers]
-        bias = None if any(b is None for b in biases) else torch.cat([b.detach() for b in biases])
-        return cls(weight, bias)
+        return cls(*stacked_weights(layers))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, kernel=oneDNN"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype not in ONEDNN_DTYPES or x.dtype != self.weight.dtype or x.device.type != "cpu" or torch.is_grad_enabled():
+        plain = x.dtype not in ONEDNN_DTYPES or x.dtype != self.weight.dtype or x.device.type != "cpu"
+        if plain or torch.is_grad_enabled() or x.numel() == 0:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, self.in_features)
-        if flat.shape[0] == 0:
-            return F.linear(x, self.weight, self.bias)
         out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")
         return out.view(*x.shape[:-1], self.out_features)
 

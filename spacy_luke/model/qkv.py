@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .linear_views import stacked_weights
+
 if TYPE_CHECKING:
     from .unpadded import Workspace
 
@@ -79,10 +81,7 @@ class FusableQkv(QkvProjection):
         key = weights_key(layers)
         cache = self._cache  # one read: another thread may replace it meanwhile
         if cache is None or cache[0] != key:
-            with torch.no_grad():
-                weight = torch.cat([layer.weight for layer in layers])
-                bias = torch.cat([layer.bias for layer in layers])
-            cache = self._cache = (key, weight, bias)
+            cache = self._cache = (key, *stacked_weights(layers))
         return cache[1], cache[2]
 
     def project(self, layers: Layers, hidden: torch.Tensor, fused: bool = False) -> Tuple[torch.Tensor, ...]:
