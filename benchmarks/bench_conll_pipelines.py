@@ -11,14 +11,13 @@ project/configs/luke_ner.cfg`` and ``project/configs/trf_ner.cfg``, or the spaCy
 Each system is ``NAME=PATH[:setting=value,...]``: a saved pipeline, with settings written into
 its LUKE pipes' ``cfg`` (``precision``, ``engine``, ``skip_longer_than_trained``, ...). The test
 docs are cut into chunks of ``--chunk`` sentences; every chunk runs through every system in turn
-(``nlp.pipe`` on the gold tokens, default batch size), so load on a shared machine hits all
-alike. Reported per system: words/s (wall time of its chunks), spaCy's ents P/R/F on the whole
+(``common.alternate``; ``nlp.pipe`` on the gold tokens, default batch size), so load on a shared
+machine hits all alike. Reported per system: words/s (wall time of its chunks), spaCy's ents P/R/F on the whole
 set, and against the first system: the share of its entities found (same start, end, label).
 """
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,23 +80,22 @@ def main(argv=None) -> dict:
     info = common.machine()
     print(f"machine: {info}\ndata: {args.data}: {len(gold)} docs, {n_words} words")
 
-    def fresh(nlp, docs):
-        return [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+    def runner(nlp):
+        def run(chunk):  # the gold tokens as a new Doc of this pipeline's vocab (a few ms a chunk), tagged
+            docs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in chunk]
+            return list(nlp.pipe(docs))
 
-    for nlp in systems.values():  # warm-up: loads weights, builds views / ONNX graphs
-        list(nlp.pipe(fresh(nlp, gold[:16])))
-    seconds = {name: 0.0 for name in systems}
-    predicted = {name: [] for name in systems}
-    for start in range(0, len(gold), args.chunk):
-        chunk = gold[start : start + args.chunk]
-        for name, nlp in systems.items():
-            docs = fresh(nlp, chunk)
-            t0 = time.perf_counter()
-            predicted[name].extend(nlp.pipe(docs))
-            seconds[name] += time.perf_counter() - t0
-        done = start + len(chunk)
+        return run
+
+    runners = {name: runner(nlp) for name, nlp in systems.items()}
+    for run in runners.values():  # warm-up: loads weights, builds views / ONNX graphs
+        run(gold[:16])
+
+    def progress(done, walls):
         words = sum(len(d) for d in gold[:done])
-        print(f"  {done}/{len(gold)}: " + ", ".join(f"{k} {words / v:.0f} w/s" for k, v in seconds.items()), flush=True)
+        print(f"  {done}/{len(gold)}: " + ", ".join(f"{k} {words / v:.0f} w/s" for k, v in walls.items()), flush=True)
+
+    predicted, seconds, _ = common.alternate(runners, gold, args.chunk, on_chunk=progress)
 
     report = {"machine": info, "command": " ".join(sys.argv), "docs": len(gold), "words": n_words, "systems": {}}
     base_name = next(iter(systems))
