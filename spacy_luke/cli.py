@@ -8,6 +8,8 @@
   shards, locally (CPU or GPU) or on Ray (``spacy_luke.annotate``).
 - ``export-onnx``: a LUKE NER / typer / relation / encoder head (a checkpoint or a saved
   pipeline's pipe) to an ONNX folder, checked against torch with ONNX Runtime (``spacy_luke.export``).
+- ``train-pruner``: a trained luke_ner pipeline plus its training data to the same pipeline with
+  a learned span pruner (``spacy_luke.pruner_training``).
 
 Every failure is one line on stderr, ``error: FILE[:LINE]: what is wrong; the fix``, and exit
 code 2, never a traceback; ``--debug`` (or ``SPACY_LUKE_DEBUG=1``) re-raises instead.
@@ -372,6 +374,10 @@ def make_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--check", action=argparse.BooleanOptionalAction, default=True, help="run ONNX Runtime against the torch model on two samples of different lengths (default: --check)")
     onnx.add_argument("--atol", type=float, default=1e-4, help="--check: the largest difference from torch float32 allowed (default: 1e-4)")
     onnx.add_argument("--overwrite", action="store_true", help="replace the files of a previous export in the output folder")
+
+    from .pruner_training import add_train_pruner_command
+
+    add_train_pruner_command(command, _count)
     return parser
 
 

@@ -241,7 +241,7 @@ def test_pipes_in_16_bits_agree_with_float32(ner_checkpoint, typer_checkpoint, r
             layer = pipe.model.shims[0]._model
             assert layer.precision.name == mode
             if mode != "float32":  # a 16-bit view was built and used; the float weights stay float32
-                assert layer._view_cache is not None and next(layer._view_cache[1].parameters()).dtype == HALF[mode]
+                assert layer._view_cache is not None and next(layer._view_cache[1][False].parameters()).dtype == HALF[mode]
             assert {p.dtype for p in pipe.luke_model.parameters()} == {torch.float32}
     reference, got = results["float32"], results[name]
     bounds = AGREEMENT[name]
@@ -296,17 +296,17 @@ def test_a_training_step_is_seen_by_the_next_prediction(ner_checkpoint, name):
 
     first = predict()
     layer = ner.model.shims[0]._model
-    view = layer._view_cache[1]
-    assert predict() == first and layer._view_cache[1] is view  # kept while the weights stay
+    view = layer._view_cache[1][False]
+    assert predict() == first and layer._view_cache[1][False] is view  # kept while the weights stay
     weights = {k: v.clone() for k, v in ner.luke_model.state_dict().items()}
     optimizer = nlp.resume_training()
     optimizer.learn_rate = 1e-2
     nlp.update(make_examples(nlp), sgd=optimizer)
     assert any(not torch.equal(weights[k], v) for k, v in ner.luke_model.state_dict().items())  # trained
     after = predict()
-    assert layer._view_cache[1] is not view and after != first  # built again from the new weights
+    assert layer._view_cache[1][False] is not view and after != first  # built again from the new weights
     if name == "bfloat16":
-        rebuilt = layer._view_cache[1]
+        rebuilt = layer._view_cache[1][False]
         for (path, param), float_param in zip(rebuilt.named_parameters(), ner.luke_model.parameters()):
             want = float_param if path.startswith("classifier") else float_param.to(torch.bfloat16)
             assert torch.equal(param, want), path

@@ -191,3 +191,52 @@ def _forward(model: LukeHeadModel, X: LukeBatch, is_train: bool):
         return X
 
     return _to_ops(model, Y_torch), backprop
+
+
+# ---------------------------------------------------------------------- the span pruner (luke_ner)
+
+
+def span_pruner_logits(model: LukeHeadModel, X: LukeBatch) -> np.ndarray:
+    """``(batch, entities)`` span pruner logits of a padded span batch (a prediction)."""
+    from ..model.mode import call_mode
+
+    shim = luke_shim(model)
+    device = shim._model.device
+    kwargs = {key: _to_device(model, X[key], device) for key in PRUNER_INPUTS}
+    with call_mode(False):
+        logits = shim._model.span_pruner_logits(**kwargs)
+    return logits.float().cpu().numpy()
+
+
+def span_pruner_backward(model: LukeHeadModel, X: LukeBatch, targets: np.ndarray, normalizer: int) -> float:
+    """Accumulate the span pruner's gradient for one padded span batch; returns its loss.
+
+    targets: ``(batch, entities)``, 1 for a gold entity, 0 for a non-entity, -1 where unknown or
+    padding. The loss is binary cross entropy summed over the known slots, divided by
+    ``normalizer``. The word states come from the encoder in prediction mode, without gradient:
+    the pruner learns the features it will see, and never changes the encoder.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    from ..model.attention_options import attention_options
+    from ..model.mode import call_mode
+    from ..model.span_pruner import mark_trained, prefix_word_states
+
+    shim = luke_shim(model)
+    head = shim.head_model
+    device = shim._model.device
+    kwargs = {key: _to_device(model, X[key], device) for key in PRUNER_INPUTS}
+    with call_mode(False), attention_options(unpad=True):
+        with torch.no_grad():
+            words = prefix_word_states(head.luke, kwargs["input_ids"], kwargs["attention_mask"], head.span_pruner.settings.layers)
+        logits = head.span_pruner(words, kwargs["entity_start_positions"], kwargs["entity_end_positions"])
+    target = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(logits.device)
+    known = target >= 0
+    loss = F.binary_cross_entropy_with_logits(logits[known], target[known], reduction="sum") / max(1, normalizer)
+    loss.backward()
+    mark_trained(head)
+    return float(loss.detach())
+
+
+PRUNER_INPUTS = ("input_ids", "attention_mask", "entity_start_positions", "entity_end_positions")

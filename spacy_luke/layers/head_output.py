@@ -35,8 +35,8 @@ class HeadOutput(torch.nn.Module):
         # The precision the pipe asked for: the graph ONNX Runtime runs ("float32" or "int8"),
         # which needs no torch kernels (``precision`` may be a fallback of it).
         self.requested = requested or precision.name
-        # (key, module) of the view predictions run: the precision's inference view, or the head
-        # exported to ONNX Runtime; keyed on the weights (and what runs). Not a registered submodule.
+        # (weights key, {on ONNX Runtime: module}) of the views predictions run: the precision's
+        # inference view, or the head exported to ONNX Runtime. Not a registered submodule.
         self._view_cache = None
         self._view_lock = threading.Lock()
 
@@ -48,24 +48,35 @@ class HeadOutput(torch.nn.Module):
     def _weights_key(self):
         return tuple((p._version, p.data_ptr()) for p in self.head_model.parameters())
 
-    def _inference_model(self):
+    def _inference_model(self, allow_ort: bool = True):
         """What predictions run, built once per weight version: the ONNX Runtime head when the
-        engine runs here, else the precision's inference view (or the model itself)."""
-        on_ort = runs_here(self.engine, self.device)
+        engine runs here (and ``allow_ort``), else the precision's inference view (or the model itself)."""
+        on_ort = allow_ort and runs_here(self.engine, self.device)
         if not on_ort and self.precision.view is None:
             return self.head_model
-        key = (self._weights_key(), on_ort)
+        key = self._weights_key()
         cache = self._view_cache  # one read: another thread may replace it meanwhile
-        if cache is None or cache[0] != key:
+        view = cache[1].get(on_ort) if cache is not None and cache[0] == key else None
+        if view is None:
             with self._view_lock:  # build the view once, not once per waiting thread
                 cache = self._view_cache
                 if cache is None or cache[0] != key:
+                    cache = (key, {})
+                view = cache[1].get(on_ort)
+                if view is None:
                     if on_ort:
                         view = ort_head(self.head_model, self.output, self.requested)
                     else:
                         view = self.precision.inference_module(self.head_model)
-                    cache = self._view_cache = (key, view)
-        return cache[1]
+                    # A new dict: threads reading the old one meanwhile never see it change.
+                    cache = self._view_cache = (key, {**cache[1], on_ort: view})
+        return view
+
+    def span_pruner_logits(self, **inputs):
+        """The head's span pruner logits (a prediction: the torch view of the precision mode,
+        also when the engine is ONNX Runtime, whose graph holds the full head only)."""
+        with attention_options(**PIPE_ATTENTION_OPTIONS), torch.inference_mode(), self.precision.context(self.device):
+            return self._inference_model(allow_ort=False).span_pruner_logits(**inputs)
 
     def forward(self, **inputs):
         with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe

@@ -113,8 +113,11 @@ class Encoder(nn.Module):
         mask: AttentionMask,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        layers: Optional[int] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[List], Optional[List], Optional[List]]:
-        """The layers over ``[words | entities]`` (``mask``: that joint sequence's real tokens)."""
+        """The layers over ``[words | entities]`` (``mask``: that joint sequence's real tokens);
+        only the first ``layers`` of them when given (a span pruner's cheap features)."""
+        stack = self.layer if layers is None else self.layer[:layers]
         options = resolve(self.options)
         word_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
         entity_states: Optional[List[torch.Tensor]] = [] if output_hidden_states else None
@@ -130,10 +133,10 @@ class Encoder(nn.Module):
             layout = UnpaddedLayout.build(mask.token_mask, n_words, mask.additive.dtype)
             flat = layout.unpad(hidden)
             workspace = Workspace(flat) if Workspace.wanted(flat, is_training(self)) else None
-            for layer in self.layer:
+            for layer in stack:
                 flat = layer.forward_unpadded(flat, layout, options, workspace)
             hidden = layout.pad(flat)
-        for layer in self.layer if not unpadded else ():
+        for layer in stack if not unpadded else ():
             if output_hidden_states:
                 word_states.append(hidden[:, :split])
                 entity_states.append(None if n_words is None else hidden[:, split:])

@@ -9,6 +9,7 @@ from .config import LukeConfig
 from .mode import Dropout
 from .encoder import activation
 from .luke import LukeModel, LukePreTrainedModel, _reject_unknown
+from .span_pruner import SpanPruner, prefix_word_states, pruner_config_of
 from .outputs import LukeClassifierOutput, LukeMaskedLMOutput, LukeQuestionAnsweringOutput
 
 ENCODER_KEYS = (
@@ -178,6 +179,15 @@ class LukeForEntitySpanClassification(_TaskModel):
         super().__init__(config)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size * 3, config.num_labels)
+        settings = pruner_config_of(config)
+        self.span_pruner = None if settings is None else SpanPruner(config.hidden_size, settings)
+
+    def span_pruner_logits(self, input_ids, attention_mask, entity_start_positions, entity_end_positions, **unused):
+        """``(batch, entities)`` pruner logits of the candidate spans (the entity inputs are not read)."""
+        if self.span_pruner is None:
+            raise ValueError("This model has no span pruner (span_pruner.add_span_pruner, then train it).")
+        words = prefix_word_states(self.luke, input_ids, attention_mask, self.span_pruner.settings.layers)
+        return self.span_pruner(words, entity_start_positions, entity_end_positions)
 
     def forward(self, entity_start_positions=None, entity_end_positions=None, labels=None, **kwargs):
         inputs, return_dict = _split_kwargs(kwargs)

@@ -34,7 +34,7 @@ from .config import LukeConfig
 logger = logging.getLogger("spacy_luke")
 
 # Prefixes (in our naming, without "luke.") of head tensors any LUKE checkpoint may carry.
-KNOWN_HEAD_PREFIXES = ("lm_head.", "entity_predictions.", "classifier.", "qa_outputs.", "pooler.")
+KNOWN_HEAD_PREFIXES = ("lm_head.", "entity_predictions.", "classifier.", "qa_outputs.", "pooler.", "span_pruner.")
 # Tensors whose rows follow the entity vocabulary (pruned by lite=True).
 ENTITY_ROW_KEYS = ("entity_embeddings.entity_embeddings.weight", "entity_predictions.bias")
 _ENTITY_AWARE_QUERY = re.compile(r"^(encoder\.layer\.\d+\.attention\.self\.)(w2e|e2w|e2e)_query\.(weight|bias)$")

@@ -25,6 +25,7 @@ from .candidates import Suggester, sentence_spans_of_docs, split_ragged
 from .extensions import install_extensions
 from .loaders import CheckpointLoader
 from .skipped import SkipLog
+from .span_pruning import SpanPruning, ensure_pruner, prune, pruning_of, update_pruner
 from ..tokenization.padded_batches import SpanPass
 
 NIL_LABELS = ("NIL", "O")
@@ -54,6 +55,7 @@ mixed_precision = false
         "respect_outside": False,
         "spans_key": None,
         "skip_longer_than_trained": True,
+        "pruning": None,
         "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -76,6 +78,7 @@ def make_luke_ner(
     engine: str = "torch",
     respect_outside: bool = False,
     skip_longer_than_trained: bool = True,
+    pruning: Optional[SpanPruning] = None,
 ) -> "LukeNER":
     """LUKE named entity recognition.
 
@@ -89,6 +92,7 @@ def make_luke_ner(
     respect_outside (bool): never put an entity on a token marked outside (O); default false, as spaCy's ner (doc.ents = ... and the entity ruler mark every other token O). Blocked tokens (doc.set_ents(blocked=...)) never get one either way.
     spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents; spans already in that group are kept (scores NaN) unless overwrite.
     skip_longer_than_trained (bool): after training (initialize with examples), predict only on default candidates up to the longest entity of the training data (recorded in the pipe's cfg as longest_entity): longer spans were NIL in every training example, so scoring them is wasted work.
+    pruning (Optional[SpanPruning]): a learned first stage (spacy-luke.span_pruning.v1) that keeps only the likely candidates of each doc for the full LUKE pass; it trains with the pipe (or afterwards: python -m spacy_luke train-pruner). Default null: every candidate gets the full pass.
     lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
     freeze_encoder (bool): train only the classification head.
     scorer (Optional[Callable]): the scoring function.
@@ -114,6 +118,7 @@ class LukeNER(ItemsPipe):
         respect_outside: bool = False,
         spans_key: Optional[str] = None,
         skip_longer_than_trained: bool = True,
+        pruning: Optional[SpanPruning] = None,
         **settings: Any,
     ):
         if max_mention_length < 1:
@@ -132,6 +137,7 @@ class LukeNER(ItemsPipe):
             **settings,
         )
         self.candidates = candidates
+        self.pruning = pruning_of(pruning)
         self._id2label: List[str] = []
         self._nil = -1
         install_extensions()
@@ -186,6 +192,16 @@ class LukeNER(ItemsPipe):
         if self.candidates is None:
             return sentence_spans_of_docs([eg.predicted for eg in examples], self.cfg["max_mention_length"])
         return self._items([eg.predicted for eg in examples])
+
+    def _select(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> List[np.ndarray]:
+        """With ``pruning``: the candidates the span pruner keeps (:mod:`.span_pruning`); else all."""
+        return candidates if self.pruning is None else prune(self, docs, candidates, self.pruning)
+
+    def _update_more(self, examples: Sequence[Example], plan: Plan, candidates: List[np.ndarray], losses: Dict[str, float]) -> None:
+        """With ``pruning``: the span pruner learns from the same candidates (``losses[name + "_pruner"]``)."""
+        if self.pruning is not None:
+            ensure_pruner(self, self.pruning)
+            update_pruner(self, examples, plan, candidates, losses)
 
     def _plan(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Plan:
         """One input per word window and group of at most ``max_entities_per_pass`` candidates.
@@ -292,6 +308,8 @@ class LukeNER(ItemsPipe):
         if labels:
             self.cfg["labels"] = list(labels)
         self._load(self._checkpoint_to_initialize(loader))
+        if self.pruning is not None:
+            ensure_pruner(self, self.pruning)
 
     def _gold(self, example: Example, spans: np.ndarray) -> np.ndarray:
         """The gold label index of each candidate (NIL when it is not a gold entity); -1 when unknown."""

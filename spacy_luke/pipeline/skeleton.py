@@ -85,6 +85,13 @@ class ItemsPipe(LukePipe):
     def _loss(self, values: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray) -> Tuple[float, np.ndarray]:
         raise NotImplementedError
 
+    def _select(self, docs: Sequence[Doc], items: List[Any]) -> List[Any]:
+        """The items a prediction scores (all by default; luke_ner's span pruner keeps the likely ones)."""
+        return items
+
+    def _update_more(self, examples: Sequence[Example], plan: Plan, items: List[Any], losses: Dict[str, float]) -> None:
+        """Hook: more learning from the same batch before the optimizer step (luke_ner's span pruner)."""
+
     def _n_counted(self, targets: np.ndarray, scored: np.ndarray) -> int:
         """Rows a loss is averaged over (the scored ones by default)."""
         return int(scored.sum())
@@ -173,6 +180,7 @@ class ItemsPipe(LukePipe):
         if not any(len(x) for x in items):
             return self._empty_scores(items, 0)
         self._ensure_loaded()
+        items = self._select(docs, items)
         return self._forward(docs, items, is_train=False)[1]
 
     # ------------------------------------------------------------------ training
@@ -225,6 +233,7 @@ class ItemsPipe(LukePipe):
                 else:
                     d_outputs[row, : len(indices)] = grads[d][indices]
             backprop(self.model.ops.asarray(d_outputs))
+        self._update_more(examples, plan, items, losses)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
