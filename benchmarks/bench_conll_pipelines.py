@@ -9,13 +9,15 @@ project/configs/luke_ner.cfg`` and ``project/configs/trf_ner.cfg``, or the spaCy
         trf_ner=trf/model-last [--chunk 200] [--threads 0]
 
 Each system is ``NAME=PATH[:setting=value,...]``: a saved pipeline, with settings written into
-its LUKE pipes' ``cfg`` (``precision``, ``engine``, ``skip_longer_than_trained``, ...). The test
+its LUKE pipes' ``cfg`` (``precision``, ``engine``, ``skip_longer_than_trained``, ...) or into
+luke_ner's span pruner (``keep_per_word``, ``min_probability``; ``pruning=null``: off). The test
 docs are cut into chunks of ``--chunk`` sentences; every chunk runs through every system in turn
 (``common.alternate``; ``nlp.pipe`` on the gold tokens, default batch size), so load on a shared
 machine hits all alike. Reported per system: words/s (wall time of its chunks), spaCy's ents P/R/F on the whole
 set, and against the first system: the share of its entities found (same start, end, label).
 """
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -37,6 +39,10 @@ def parse_system(text: str):
     return name, Path(path), values
 
 
+#: Settings of luke_ner's span pruner (``pruning=null`` turns it off).
+PRUNING_KEYS = ("pruning", "keep_per_word", "min_probability")
+
+
 def load(path: Path, settings: dict):
     import spacy
 
@@ -44,7 +50,12 @@ def load(path: Path, settings: dict):
     from spacy_luke.pipeline.base import LukePipe
 
     nlp = spacy.load(path)
+    settings = dict(settings)
+    pruning = {key: settings.pop(key) for key in PRUNING_KEYS if key in settings}
     for _, pipe in nlp.pipeline:
+        if pruning and getattr(pipe, "pruning", None) is not None:  # luke_ner's span pruner
+            disabled = "pruning" in pruning and pruning.pop("pruning") is None
+            pipe.pruning = None if disabled else dataclasses.replace(pipe.pruning, **pruning)
         if isinstance(pipe, LukePipe) and settings:
             pipe.cfg.update(settings)
             architectures.set_precision(pipe.model, pipe.cfg.get("precision", "float32"))

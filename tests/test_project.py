@@ -11,7 +11,9 @@ def test_project_commands_declare_deps_and_outputs():
 
     config = load_project_config(PROJECT)
     commands = {c["name"]: c for c in config["commands"]}
-    assert set(config["workflows"]["all"]) == set(commands) == {"encoder", "convert", "train", "evaluate", "package"}
+    assert set(config["workflows"]["all"]) == {"encoder", "convert", "train", "evaluate", "package"}
+    assert config["workflows"]["pruned"] == ["pruner", "evaluate-pruned"]
+    assert set(commands) == set(config["workflows"]["all"]) | set(config["workflows"]["pruned"])
     for name, command in commands.items():
         assert command.get("outputs"), f"{name} declares no outputs"
         if name != "encoder":  # the encoder comes from an installed package, not a file
