@@ -278,3 +278,46 @@ def test_train_pruner_errors_are_one_line(capsys, tmp_path):
         assert main(["train-pruner", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "\n" not in err, err
+
+
+def test_pruner_scores_do_not_depend_on_how_candidates_are_cut_into_passes(trained, monkeypatch):
+    from spacy_luke.pipeline import span_pruning
+
+    nlp, ner, _ = trained
+    text = " ".join(text for text, _ in TRAIN) * 2  # one long doc: many more candidates than one pass holds
+    docs = [nlp.make_doc(text)]
+    candidates = ner._items(docs)
+    assert len(candidates[0]) > ner.cfg["max_entities_per_pass"]
+    (whole,) = span_pruning.pruner_scores(ner, docs, candidates)
+    monkeypatch.setattr(span_pruning, "WHOLE_WINDOW", 7)
+    (cut,) = span_pruning.pruner_scores(ner, docs, candidates)
+    assert np.isfinite(whole).all()
+    np.testing.assert_allclose(cut, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_a_pruner_without_its_tensors_is_untrained_and_others_drop_its_settings(trained, tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from spacy_luke.model import LukeForEntitySpanClassification, LukeModel
+
+    _, ner, _ = trained
+    ner.luke_model.save_pretrained(tmp_path / "pruned")
+    LukeModel.from_pretrained(tmp_path / "pruned").save_pretrained(tmp_path / "encoder")
+    assert "span_pruner" not in json.loads((tmp_path / "encoder" / "config.json").read_text())
+    # config.json says a trained pruner, the weights lack it: made afresh, so not trained.
+    state = {k: v for k, v in load_file(tmp_path / "pruned" / "model.safetensors").items() if not k.startswith("span_pruner.")}
+    save_file(state, str(tmp_path / "pruned" / "model.safetensors"))
+    again = LukeForEntitySpanClassification.from_pretrained(tmp_path / "pruned")
+    assert again.span_pruner is not None and not again.span_pruner.settings.trained
+    assert again.config.extra["span_pruner"]["trained"] is False
+
+
+def test_a_pruner_of_another_shape_is_used_with_a_warning(trained):
+    from spacy_luke.pipeline.span_pruning import ensure_pruner
+
+    _, ner, _ = trained
+    with pytest.warns(UserWarning, match=r"reads 1 layers with hidden width 16, not the 2 and 16"):
+        ensure_pruner(ner, make_span_pruning(layers=2, hidden_width=16))
+    assert ner.luke_model.span_pruner.settings.layers == 1

@@ -30,6 +30,8 @@ from torch import nn
 from ..entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
 from .checkpoint import CheckpointError, check_finite, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
 from .config import LukeConfig
+from .span_pruner import CONFIG_KEY as PRUNER_CONFIG_KEY
+from .span_pruner import mark_trained
 
 logger = logging.getLogger("spacy_luke")
 
@@ -201,6 +203,9 @@ class PretrainedMixin:
             )
         for name in head_missing:
             _fresh(model, name, params[name], device, dtype, config.initializer_range)
+        if relabeled or any(_canonical(name).startswith("span_pruner.") for name in head_missing):
+            # A span pruner made afresh here (or one that learned other labels' entities) has not learned.
+            mark_trained(model, False)
         if head_missing:
             logger.warning(
                 "%s: %s not in the checkpoint %s; initialized afresh (train before use).",
@@ -224,6 +229,8 @@ class PretrainedMixin:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         data = self.config.to_dict()
+        if getattr(self, "span_pruner", None) is None:
+            data.pop(PRUNER_CONFIG_KEY, None)  # e.g. an encoder loaded from a pruned NER folder
         data["architectures"] = [type(self).__name__]
         data["model_type"] = "luke"
         LukeConfig.from_dict(data).to_json_file(folder / "config.json")

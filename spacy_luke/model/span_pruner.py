@@ -95,11 +95,11 @@ def add_span_pruner(head, settings: SpanPrunerConfig) -> None:
     config.extra[CONFIG_KEY] = settings.to_dict()
 
 
-def mark_trained(head) -> None:
-    """Record (in the pruner and the config) that ``head``'s span pruner has learned."""
-    pruner = head.span_pruner
-    if pruner is not None and not pruner.settings.trained:
-        pruner.settings = SpanPrunerConfig(**{**pruner.settings.to_dict(), "trained": True})
+def mark_trained(head, trained: bool = True) -> None:
+    """Record (in the pruner and the config) whether ``head``'s span pruner has learned."""
+    pruner = getattr(head, "span_pruner", None)
+    if pruner is not None and pruner.settings.trained != trained:
+        pruner.settings = SpanPrunerConfig(**{**pruner.settings.to_dict(), "trained": trained})
         head.config.extra[CONFIG_KEY] = pruner.settings.to_dict()
 
 

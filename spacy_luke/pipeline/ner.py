@@ -203,14 +203,15 @@ class LukeNER(ItemsPipe):
             ensure_pruner(self, self.pruning)
             update_pruner(self, examples, plan, candidates, losses)
 
-    def _plan(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> Plan:
-        """One input per word window and group of at most ``max_entities_per_pass`` candidates.
+    def _plan(self, docs: Sequence[Doc], candidates: List[np.ndarray], per_pass: Optional[int] = None) -> Plan:
+        """One input per word window and group of at most ``max_entities_per_pass`` candidates
+        (``per_pass``: another limit; the span pruner, which reads no entity slots, takes a window's all).
 
         A candidate with no word pieces, more than the window holds, or no window that holds
         it whole is skipped (:mod:`~spacy_luke.pipeline.skipped`): it stays unscored.
         """
         plan = Plan(skips=SkipLog(self.name))
-        for d, pieces, start, indices in self._span_windows(docs, candidates, plan.skips):
+        for d, pieces, start, indices in self._span_windows(docs, candidates, plan.skips, per_pass):
             plan.add(SpanPass(pieces, candidates[d][indices] - start), d, indices)
         return plan
 

@@ -96,8 +96,9 @@ class ItemsPipe(LukePipe):
         """Rows a loss is averaged over (the scored ones by default)."""
         return int(scored.sum())
 
-    def _span_windows(self, docs: Sequence[Doc], spans: List[np.ndarray], skips: SkipLog):
-        """Word windows of each doc's ``spans``, cut into passes of at most ``max_entities_per_pass``.
+    def _span_windows(self, docs: Sequence[Doc], spans: List[np.ndarray], skips: SkipLog, per_pass: Optional[int] = None):
+        """Word windows of each doc's ``spans``, cut into passes of at most ``per_pass`` spans
+        (default ``max_entities_per_pass``).
 
         Yields ``(doc index, window pieces, window start, span indices)``; spans that cannot be
         encoded go to ``skips`` (:func:`~spacy_luke.pipeline.windows.encodable_windows`).
@@ -109,7 +110,7 @@ class ItemsPipe(LukePipe):
             windows = encodable_windows(
                 pieces, doc_spans, lambda: sentence_bounds(doc), budget, lambda i, reason: skips.add(doc, [doc_spans[i]], reason)
             )
-            for window, indices in split_passes(windows, self.cfg["max_entities_per_pass"]):
+            for window, indices in split_passes(windows, per_pass or self.cfg["max_entities_per_pass"]):
                 yield d, window_pieces(pieces, window), window[0], indices
 
     # ------------------------------------------------------------------ running passes
