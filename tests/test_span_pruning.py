@@ -321,3 +321,21 @@ def test_a_pruner_of_another_shape_is_used_with_a_warning(trained):
     with pytest.warns(UserWarning, match=r"reads 1 layers with hidden width 16, not the 2 and 16"):
         ensure_pruner(ner, make_span_pruning(layers=2, hidden_width=16))
     assert ner.luke_model.span_pruner.settings.layers == 1
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_pruned_predictions_from_a_thread_pool_match_sequential(trained, precision):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spacy_luke.layers.architectures import set_precision
+
+    nlp, ner, _ = trained
+    texts = [text for text, _ in TRAIN] + make_sentences()[:12]
+    set_precision(ner.model, precision)
+    try:
+        expected = [entities(doc) for doc in nlp.pipe(texts)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = list(pool.map(lambda text: entities(nlp(text)), texts * 3))
+    finally:
+        set_precision(ner.model, "float32")
+    assert found == expected * 3
