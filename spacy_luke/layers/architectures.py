@@ -196,15 +196,18 @@ def _forward(model: LukeHeadModel, X: LukeBatch, is_train: bool):
 # ---------------------------------------------------------------------- the span pruner (luke_ner)
 
 
+def _pruner_inputs(model: LukeHeadModel, X: LukeBatch) -> Dict[str, Any]:
+    """The padded batch's arrays the span pruner reads, as tensors on the weights' device."""
+    device = luke_shim(model)._model.device
+    return {key: _to_device(model, X[key], device) for key in PRUNER_INPUTS}
+
+
 def span_pruner_logits(model: LukeHeadModel, X: LukeBatch) -> np.ndarray:
     """``(batch, entities)`` span pruner logits of a padded span batch (a prediction)."""
     from ..model.mode import call_mode
 
-    shim = luke_shim(model)
-    device = shim._model.device
-    kwargs = {key: _to_device(model, X[key], device) for key in PRUNER_INPUTS}
     with call_mode(False):
-        logits = shim._model.span_pruner_logits(**kwargs)
+        logits = luke_shim(model)._model.span_pruner_logits(**_pruner_inputs(model, X))
     return logits.float().cpu().numpy()
 
 
@@ -213,24 +216,20 @@ def span_pruner_backward(model: LukeHeadModel, X: LukeBatch, targets: np.ndarray
 
     targets: ``(batch, entities)``, 1 for a gold entity, 0 for a non-entity, -1 where unknown or
     padding. The loss is binary cross entropy summed over the known slots, divided by
-    ``normalizer``. The word states come from the encoder in prediction mode, without gradient:
-    the pruner learns the features it will see, and never changes the encoder.
+    ``normalizer``. The word states come from the float encoder in prediction mode (no dropout),
+    without gradient: the pruner learns the features it will see, and never changes the encoder.
     """
     import torch
     from torch.nn import functional as F
 
     from ..model.attention_options import attention_options
     from ..model.mode import call_mode
-    from ..model.span_pruner import mark_trained, prefix_word_states
+    from ..model.span_pruner import mark_trained
+    from .head_output import PIPE_ATTENTION_OPTIONS
 
-    shim = luke_shim(model)
-    head = shim.head_model
-    device = shim._model.device
-    kwargs = {key: _to_device(model, X[key], device) for key in PRUNER_INPUTS}
-    with call_mode(False), attention_options(unpad=True):
-        with torch.no_grad():
-            words = prefix_word_states(head.luke, kwargs["input_ids"], kwargs["attention_mask"], head.span_pruner.settings.layers)
-        logits = head.span_pruner(words, kwargs["entity_start_positions"], kwargs["entity_end_positions"])
+    head = luke_shim(model).head_model
+    with call_mode(False), attention_options(**PIPE_ATTENTION_OPTIONS):
+        logits = head.span_pruner_logits(**_pruner_inputs(model, X))
     target = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(logits.device)
     known = target >= 0
     loss = F.binary_cross_entropy_with_logits(logits[known], target[known], reduction="sum") / max(1, normalizer)

@@ -183,10 +183,15 @@ class LukeForEntitySpanClassification(_TaskModel):
         self.span_pruner = None if settings is None else SpanPruner(config.hidden_size, settings)
 
     def span_pruner_logits(self, input_ids, attention_mask, entity_start_positions, entity_end_positions, **unused):
-        """``(batch, entities)`` pruner logits of the candidate spans (the entity inputs are not read)."""
+        """``(batch, entities)`` pruner logits of the candidate spans (the entity inputs are not read).
+
+        The word states are computed without gradient: a loss on these logits trains the pruner
+        alone, never the encoder.
+        """
         if self.span_pruner is None:
             raise ValueError("This model has no span pruner (span_pruner.add_span_pruner, then train it).")
-        words = prefix_word_states(self.luke, input_ids, attention_mask, self.span_pruner.settings.layers)
+        with torch.no_grad():
+            words = prefix_word_states(self.luke, input_ids, attention_mask, self.span_pruner.settings.layers)
         return self.span_pruner(words, entity_start_positions, entity_end_positions)
 
     def forward(self, entity_start_positions=None, entity_end_positions=None, labels=None, **kwargs):

@@ -15,7 +15,7 @@ changes the encoder.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, Optional
 
 import torch
@@ -87,7 +87,7 @@ def add_span_pruner(head, settings: SpanPrunerConfig) -> None:
             f"A span pruner reads 1..{config.num_hidden_layers} encoder layers (num_hidden_layers), "
             f"got layers={settings.layers}."
         )
-    settings = SpanPrunerConfig(**{**settings.to_dict(), "trained": False})
+    settings = replace(settings, trained=False)
     param = next(head.parameters())
     pruner = SpanPruner(config.hidden_size, settings).to(device=param.device, dtype=param.dtype)
     pruner.apply(head._init_module)
@@ -99,7 +99,7 @@ def mark_trained(head, trained: bool = True) -> None:
     """Record (in the pruner and the config) whether ``head``'s span pruner has learned."""
     pruner = getattr(head, "span_pruner", None)
     if pruner is not None and pruner.settings.trained != trained:
-        pruner.settings = SpanPrunerConfig(**{**pruner.settings.to_dict(), "trained": trained})
+        pruner.settings = replace(pruner.settings, trained=trained)
         head.config.extra[CONFIG_KEY] = pruner.settings.to_dict()
 
 
