@@ -152,10 +152,59 @@ def _entities(doc) -> List[dict]:
     return records
 
 
+def kb_url(template: str, kb_id: str) -> str:
+    """The link of ``kb_id``: ``template`` with the kb_id as one URL path segment in its ``{}``,
+    Wikipedia style (spaces as ``_``, then every character but letters, digits and ``_.-~``
+    percent-encoded: ``/``, ``?``, ``#``, ``%``, ``"``, ``&`` ...)."""
+    from urllib.parse import quote
+
+    return template.format(quote(kb_id.replace(" ", "_"), safe=""))
+
+
+def _check_kb_url_template(template: str) -> None:
+    try:
+        placeholder = template.format("x") != template.format("y")
+    except (IndexError, KeyError, ValueError) as err:
+        placeholder, problem = False, f"{type(err).__name__}: {err}"
+    else:
+        problem = "no {}"
+    if not placeholder:
+        raise CliError(
+            f"--kb-url-template {template!r} is not a link with one {{}} where the kb_id goes ({problem}); "
+            "e.g. https://en.wikipedia.org/wiki/{}"
+        )
+
+
+def html_page(docs, kb_url_template: str) -> str:
+    """One displaCy page of the docs' entities, linked entities linked with ``kb_url``.
+
+    displaCy escapes the text, but puts labels, kb_ids and links into the markup as they are (a
+    title from an alias file or a KB could add attributes or markup): here every value it embeds
+    is escaped, the label through the entity's template parameters (so that its colour is still
+    the label's own).
+    """
+    from spacy import displacy
+    from spacy.util import escape_html
+
+    parsed = []
+    for doc in docs:
+        ents = []
+        for ent in doc.ents:
+            record = {"start": ent.start_char, "end": ent.end_char, "label": ent.label_, "params": {"label": escape_html(ent.label_)}}
+            if ent.kb_id_:
+                record.update(kb_id=escape_html(ent.kb_id_), kb_url=escape_html(kb_url(kb_url_template, ent.kb_id_)))
+            ents.append(record)
+        settings = {"lang": doc.lang_, "direction": doc.vocab.writing_system.get("direction", "ltr")}
+        parsed.append({"text": doc.text, "ents": ents, "title": None, "settings": settings})
+    # manual=True: the entities above, and no displaCy warning (W006) for a doc without entities.
+    return displacy.render(parsed, style="ent", page=True, jupyter=False, manual=True)
+
+
 def run_ner(args: argparse.Namespace) -> int:
     _check_output(args.output)
+    if args.format == "html":
+        _check_kb_url_template(args.kb_url_template)
     texts, sources = _read_texts(args.inputs, by_line=not args.whole_file)
-    from spacy import displacy
     from tqdm import tqdm
 
     nlp = build_ner_pipeline(
@@ -179,9 +228,7 @@ def run_ner(args: argparse.Namespace) -> int:
                     docs.append(doc)
                 progress.update()
         if args.format == "html":
-            linked = any(ent.kb_id_ for doc in docs for ent in doc.ents)
-            options = {"kb_url_template": args.kb_url_template} if linked else {}
-            out.write(displacy.render(docs, style="ent", page=True, jupyter=False, options=options))
+            out.write(html_page(docs, args.kb_url_template))
         out.flush()  # a closed pipe is reported here, not at interpreter exit
     finally:
         if out is not sys.stdout:
@@ -318,7 +365,7 @@ def make_parser() -> argparse.ArgumentParser:
     ner.add_argument("--max-mention-length", type=_count(1), default=None, help="longest candidate span in tokens (default 16)")
     ner.add_argument("--batch-size", type=_count(1), default=32, help="texts per nlp.pipe batch (default: 32)")
     ner.add_argument("--quiet", action="store_true", help="no progress bar (there is none under 20 texts)")
-    ner.add_argument("--kb-url-template", default="https://en.wikipedia.org/wiki/{}", help="html: link of a linked entity, {} = its kb_id (default: English Wikipedia)")
+    ner.add_argument("--kb-url-template", default="https://en.wikipedia.org/wiki/{}", help="html: link of a linked entity, {} = its kb_id, URL-encoded with spaces as _ (default: English Wikipedia)")
 
     conll = command("convert-conll", "CoNLL-2003 style NER file -> .spacy DocBin", run_convert_conll)
     conll.add_argument("input", help="UTF-8 CoNLL file: 'token TAG ...' lines (IOB1 or IOB2 tags in the 2nd column), blank lines between sentences")

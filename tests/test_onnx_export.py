@@ -4,6 +4,7 @@ the folder is self-contained; the command line writes it and fails in one line."
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -188,3 +189,77 @@ def test_command_line(capsys, ner_checkpoint, mlm_checkpoint, tmp_path):
         cli.main(["export-onnx", str(ner_checkpoint), str(tmp_path / "z"), "--opset", "9"])
     assert exit_.value.code == 2
     assert ">= 14" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_an_earlier_exports_files(ner_checkpoint, tmp_path):
+    out = tmp_path / "onnx"
+    export_onnx(ner_checkpoint, out, int8=True, check=False)
+    (out / "notes.txt").write_text("mine", encoding="utf8")
+    (tmp_path / "kept.json").write_text("outside", encoding="utf8")
+    (out / "vocab.json").unlink()
+    (out / "vocab.json").symlink_to(tmp_path / "kept.json")  # an export name: replaced, its target left alone
+    export_onnx(ner_checkpoint, out, check=False, overwrite=True)
+    names = {p.name for p in out.iterdir()}
+    assert "notes.txt" in names and (out / "notes.txt").read_text(encoding="utf8") == "mine"
+    assert "model.int8.onnx" not in names  # the earlier export's stale file is gone
+    assert json.loads((out / "onnx_export.json").read_text(encoding="utf8"))["model_files"] == {"float32": "model.onnx"}
+    assert not (out / "vocab.json").is_symlink() and (tmp_path / "kept.json").read_text(encoding="utf8") == "outside"
+    assert OnnxRunner.from_folder(out).predict(ner_sample(ner_checkpoint)).shape == (2, 3, 4)
+
+
+def test_overwrite_refuses_a_folder_that_is_not_an_export(ner_checkpoint, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}", encoding="utf8")
+    (other / "data.txt").write_text("keep", encoding="utf8")
+    with pytest.raises(OnnxExportError, match=r"other holds no earlier ONNX export \(onnx_export.json is missing\)"):
+        export_onnx(ner_checkpoint, other, check=False, overwrite=True)
+    (other / "onnx_export.json").write_text(json.dumps({"format": "someone-else"}), encoding="utf8")
+    with pytest.raises(OnnxExportError, match="onnx_export.json is not a spacy-luke-onnx description"):
+        export_onnx(ner_checkpoint, other, check=False, overwrite=True)
+    assert sorted(p.name for p in other.iterdir()) == ["config.json", "data.txt", "onnx_export.json"]
+    assert (other / "config.json").read_text(encoding="utf8") == "{}"
+    out = tmp_path / "onnx"
+    export_onnx(ner_checkpoint, out, check=False)
+    (out / "config.json").unlink()
+    (out / "config.json").mkdir()  # where the export writes a file
+    (out / "config.json" / "inside").write_text("", encoding="utf8")
+    with pytest.raises(OnnxExportError, match="config.json is a folder, where the export writes a file"):
+        export_onnx(ner_checkpoint, out, check=False, overwrite=True)
+    assert (out / "config.json" / "inside").is_file() and (out / "model.onnx").is_file()
+
+
+def test_output_must_lie_outside_the_source(ner_checkpoint, tmp_path, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    nlp = spacy.blank("en")
+    nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint)})
+    nlp.to_disk(work / "pipeline")
+    (work / "unrelated.txt").write_text("keep", encoding="utf8")
+    checkpoint = tmp_path / "checkpoint"  # a copy: the shared fixture is never an output
+    shutil.copytree(ner_checkpoint, checkpoint)
+    (tmp_path / "link").symlink_to(work / "pipeline")
+    pipeline = work / "pipeline"
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    refused = [
+        (pipeline, work, "contains the source folder"),  # a parent of the source
+        (pipeline, pipeline, "source folder"),
+        (pipeline, pipeline / "luke_ner" / "..", "source folder"),  # the source itself, by ..
+        (pipeline, tmp_path / "link", "source folder"),  # the source itself, by a link
+        (pipeline, pipeline / "luke_ner" / "luke", "is the source folder"),
+        (pipeline, pipeline / "onnx", "is inside the source folder"),  # new, but inside the source
+        (checkpoint, checkpoint, "is the source folder"),
+    ]
+    for source, output, message in refused:
+        with pytest.raises(OnnxExportError, match=message):
+            export_onnx(source, output, check=False, overwrite=True)
+        with pytest.raises(OnnxExportError, match=message):
+            export_onnx(source, output, check=False)
+    line = fails(capsys, "export-onnx", pipeline, work, "--overwrite", "--no-check")
+    assert "work contains the source folder" in line and "outside the source" in line
+    line = fails(capsys, "export-onnx", checkpoint, checkpoint, "--overwrite", "--no-check")
+    assert "is the source folder" in line
+    line = fails(capsys, "export-onnx", checkpoint, pipeline / "luke_ner", "--overwrite", "--no-check")
+    assert "luke_ner holds no earlier ONNX export" in line  # another pipeline's pipe folder: not an export
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written or removed
+    assert (work / "unrelated.txt").read_text(encoding="utf8") == "keep" and (checkpoint / "model.safetensors").is_file()

@@ -41,10 +41,9 @@ output is an :class:`OnnxExportError`.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -165,15 +164,48 @@ def load_head(folder: Path, spec: HeadSpec, *, lite: bool = False) -> nn.Module:
 # ------------------------------------------------------------------------------------------ export
 
 
-def _prepare_output(output: Path, overwrite: bool) -> None:
+def export_file_names() -> Tuple[str, ...]:
+    """The names of the files an export writes (all that ``overwrite=True`` removes)."""
+    from ..layers.luke_shim import WORD_TOKENIZER_FILES
+
+    return (MODEL_FILE, INT8_FILE, SPEC_FILE, "config.json", "entity_vocab.json") + WORD_TOKENIZER_FILES
+
+
+def _check_output(output: Path, sources: Sequence[Path], overwrite: bool) -> List[Path]:
+    """Refuse an output folder that is, holds or lies in a source folder, or that holds anything but
+    an earlier export (with ``overwrite``); returns the earlier export's files to remove. Removes nothing."""
+    where = output.resolve()
+    for source in sources:
+        source = source.resolve()
+        if where == source or source in where.parents or where in source.parents:
+            relation = "is" if where == source else "is inside" if source in where.parents else "contains"
+            raise OnnxExportError(
+                f"output folder {output} {relation} the source folder {source}: write the ONNX export to a folder "
+                "outside the source."
+            )
     if output.exists() and not output.is_dir():
         raise OnnxExportError(f"{output} is a file: give a folder to write the ONNX export to.")
-    if output.is_dir() and any(output.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{output} is not empty: pass overwrite=True to replace its files.")
-        for path in output.iterdir():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    output.mkdir(parents=True, exist_ok=True)
+    entries = sorted(output.iterdir()) if output.is_dir() else []
+    if not entries:
+        return []
+    if not overwrite:
+        raise FileExistsError(f"{output} is not empty: pass overwrite=True to replace its files.")
+    names = export_file_names()
+    if (output / SPEC_FILE).exists():
+        read_spec(output)  # an OnnxExportError unless it is our own description
+    elif not (output / MODEL_FILE).is_file() or any(path.name not in names for path in entries):
+        # Without onnx_export.json, only an interrupted export (model.onnx and export files alone) is ours.
+        raise OnnxExportError(
+            f"{output} holds no earlier ONNX export ({SPEC_FILE} is missing), and overwrite=True (--overwrite) replaces only the "
+            "files of one: give a new or empty folder."
+        )
+    ours = [path for path in entries if path.name in names]
+    for path in ours:
+        if path.is_dir() and not path.is_symlink():
+            raise OnnxExportError(
+                f"{path} is a folder, where the export writes a file: remove it, or give a new or empty output folder."
+            )
+    return ours
 
 
 def export_onnx(
@@ -201,16 +233,22 @@ def export_onnx(
     int8: also write ``model.int8.onnx``, the float32 graph quantized (:func:`quantize_int8`);
         with ``check``, its difference from torch float32 is measured (not limited).
     check: run ONNX Runtime against the torch model (a difference over ``atol`` is an error).
-    overwrite: replace the files of a non-empty ``output_folder``.
+    overwrite: replace the files of an earlier export in ``output_folder`` (it holds onnx_export.json;
+        only the files an export writes are removed, others are left). An output folder that is, holds
+        or lies in the source folder is an error.
     """
     from ..layers.luke_shim import LukePieces
 
     folder = resolve_source(checkpoint_or_pipeline, pipe)
     spec = _head_for(folder, head)
-    output = Path(output_folder)
+    output = Path(output_folder).expanduser()
+    given = Path(str(checkpoint_or_pipeline)).expanduser()
+    earlier = _check_output(output, [folder] + ([given] if given.exists() else []), overwrite)
     model = load_head(folder, spec, lite=lite)
     pieces = LukePieces.from_folder(folder, lite=lite)
-    _prepare_output(output, overwrite)
+    for path in earlier:  # the earlier export's files only (unlinked: a link's target is left alone)
+        path.unlink()
+    output.mkdir(parents=True, exist_ok=True)
     model_path = output / MODEL_FILE
     export_graph(model, spec, str(model_path), opset=opset)
     pieces.save(output)

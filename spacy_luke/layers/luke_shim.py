@@ -167,7 +167,7 @@ class LukeShim(PyTorchShim):
         return srsly.msgpack_dumps(files)
 
     def from_bytes(self, bytes_data: bytes) -> "LukeShim":
-        files = srsly.msgpack_loads(bytes_data)
+        files = _checked_files(srsly.msgpack_loads(bytes_data))
         if not files:
             self._model, self.pieces = None, None
             return self
@@ -216,6 +216,20 @@ class LukeShim(PyTorchShim):
                 return backprop(grads)
 
         return output, backprop_in_training_mode
+
+
+def _checked_files(files: Any) -> Dict[str, bytes]:
+    """The ``{file name: bytes}`` of :meth:`LukeShim.to_bytes`; a ValueError for anything else, before
+    anything is written (a name with a folder part, ``..`` or a root would write outside the folder)."""
+    fix = "these bytes are not from LukeShim.to_bytes (nlp.to_bytes), or they are corrupted"
+    if not isinstance(files, dict):
+        raise ValueError(f"LUKE layer bytes hold a {type(files).__name__}, not a dict of file names to bytes: {fix}.")
+    for name, data in files.items():
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or any(c in name for c in "/\\\0"):
+            raise ValueError(f"LUKE layer bytes name the file {name!r}, which is not a plain file name: {fix}.")
+        if not isinstance(data, bytes):
+            raise ValueError(f"LUKE layer bytes hold a {type(data).__name__} for the file {name!r}, not bytes: {fix}.")
+    return files
 
 
 _FORK_HOOK_INSTALLED = False
