@@ -8,7 +8,9 @@ that is most of the work and memory of a forward pass. Here the same logits are 
 
 - at each mention's candidate rows only (``candidate_ids``): a gather and a dot product, or
 - over the whole table in chunks, keeping a running top ``k`` (``top_k``), without ever holding
-  all the logits of a batch.
+  all the logits of a batch; only the rows the caller allows are searched (``allowed_entity_ids``
+  or ``excluded_entity_ids``: one boolean mask of the table per call, applied chunk by chunk), and
+  ``k`` is clamped to the number of those rows.
 
 Both give the numbers ``LukeForMaskedLM`` gives at those rows.
 """
@@ -46,12 +48,15 @@ class LukeForEntityDisambiguation(_TaskModel):
     """LUKE with its masked entity prediction head (``entity_predictions``, as in the pretraining
     checkpoints), scored at candidate entities.
 
-    forward(**encoder inputs, candidate_ids=None, top_k=None, excluded_entity_ids=None, labels=None):
+    forward(**encoder inputs, candidate_ids=None, top_k=None, excluded_entity_ids=None,
+    allowed_entity_ids=None, labels=None):
 
     - ``candidate_ids`` (batch, entities, candidates) int: the rows to score per entity input
       (padding rows are scored too; the caller ignores them).
     - or ``top_k`` (int or 0-d tensor): the ``top_k`` best rows of the whole table per entity
-      input, never among ``excluded_entity_ids`` (1-d: e.g. [PAD], [UNK], [MASK], [MASK2]).
+      input, only among ``allowed_entity_ids`` (1-d; default: every row) and never among
+      ``excluded_entity_ids`` (1-d: e.g. [PAD], [UNK], [MASK], [MASK2]); ``top_k`` is clamped to
+      the number of rows searched (0 rows: an empty result).
     - ``labels`` (batch, entities) int: the index of the gold candidate (-100: not counted); the
       loss is the cross entropy over the candidates.
     """
@@ -62,14 +67,14 @@ class LukeForEntityDisambiguation(_TaskModel):
         super().__init__(config)
         self.entity_predictions = EntityPredictionHead(config)
 
-    def forward(self, candidate_ids=None, top_k=None, excluded_entity_ids=None, labels=None, **kwargs):
+    def forward(self, candidate_ids=None, top_k=None, excluded_entity_ids=None, labels=None, allowed_entity_ids=None, **kwargs):
         inputs, return_dict = _split_kwargs(kwargs)
         hidden = self.luke(**inputs).entity_last_hidden_state
         projected = self.entity_predictions.transform(hidden)  # (batch, entities, entity_emb_size)
         if candidate_ids is not None:
             logits = self.candidate_logits(projected, candidate_ids)
         elif top_k is not None:
-            logits, candidate_ids = self.best_entities(projected, int(top_k), excluded_entity_ids)
+            logits, candidate_ids = self.best_entities(projected, int(top_k), excluded_entity_ids, allowed=allowed_entity_ids)
         else:
             raise ValueError("LukeForEntityDisambiguation needs candidate_ids (rows to score) or top_k (search the table).")
         loss = None
@@ -91,25 +96,49 @@ class LukeForEntityDisambiguation(_TaskModel):
         bias = self.entity_predictions.bias[candidate_ids]
         return torch.einsum("bed,becd->bec", projected, rows.to(projected.dtype)) + bias.to(projected.dtype)
 
+    def searchable_rows(self, excluded: Optional[torch.Tensor] = None, allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(rows,) bool: the rows of the entity table the whole-table search may return: those of
+        ``allowed`` (every row when None) that are not in ``excluded``; ids outside the table are ignored."""
+        table = self.entity_table
+        n_rows = table.shape[0]
+
+        def in_table(ids: torch.Tensor) -> torch.Tensor:
+            ids = ids.to(table.device).long().reshape(-1)
+            return ids[(ids >= 0) & (ids < n_rows)]
+
+        if allowed is None:
+            mask = torch.ones(n_rows, dtype=torch.bool, device=table.device)
+        else:
+            mask = torch.zeros(n_rows, dtype=torch.bool, device=table.device)
+            mask[in_table(allowed)] = True
+        if excluded is not None:
+            mask[in_table(excluded)] = False
+        return mask
+
     def best_entities(
-        self, projected: torch.Tensor, k: int, excluded: Optional[torch.Tensor] = None, chunk_rows: int = TABLE_CHUNK_ROWS
+        self,
+        projected: torch.Tensor,
+        k: int,
+        excluded: Optional[torch.Tensor] = None,
+        chunk_rows: int = TABLE_CHUNK_ROWS,
+        allowed: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` best rows of the whole table per entity input, and their logits, computed
-        ``chunk_rows`` rows at a time: (batch, entities, k) logits, (batch, entities, k) rows."""
+        """The ``k`` best rows per entity input among :meth:`searchable_rows` (``allowed``, less
+        ``excluded``), and their logits, computed ``chunk_rows`` rows at a time: (batch, entities,
+        k') logits and rows, ``k'`` = min(k, rows searched)."""
+        if k < 0:
+            raise ValueError(f"top_k={k}: give the number of best entities to keep per entity input (0 or more).")
         table, bias = self.entity_table, self.entity_predictions.bias
         n_rows = table.shape[0]
-        k = max(1, min(k, n_rows - (0 if excluded is None else int(excluded.numel()))))
+        searchable = self.searchable_rows(excluded, allowed)
+        k = min(k, int(searchable.sum()))
         flat = projected.reshape(-1, projected.shape[-1])
         best_logits = flat.new_full((flat.shape[0], 0), float("-inf"))
         best_ids = torch.zeros((flat.shape[0], 0), dtype=torch.long, device=flat.device)
-        for start in range(0, n_rows, chunk_rows):
+        for start in range(0, n_rows if k else 0, chunk_rows):
             stop = min(n_rows, start + chunk_rows)
             logits = F.linear(flat, table[start:stop].to(flat.dtype), bias[start:stop].to(flat.dtype))
-            if excluded is not None:
-                local = excluded.to(flat.device).long() - start
-                local = local[(local >= 0) & (local < stop - start)]
-                if local.numel():
-                    logits = logits.index_fill(1, local, float("-inf"))
+            logits = logits.masked_fill(~searchable[start:stop].to(flat.device), float("-inf"))
             ids = torch.arange(start, stop, device=flat.device).expand(flat.shape[0], -1)
             merged_logits = torch.cat((best_logits, logits), dim=1)
             merged_ids = torch.cat((best_ids, ids), dim=1)

@@ -201,10 +201,7 @@ class LukePipe(TrainablePipe):
 
     def _docs_pieces(self, docs: Sequence[Doc]) -> List:
         """:meth:`_doc_pieces` of many docs, encoded together (one piece array for all)."""
-        if not docs:
-            return []
-        columns = [doc.to_array([ORTH, SPACY]).reshape(-1, 2) for doc in docs]
-        return self._encoder.encode_keyed_docs(columns, docs[0].vocab.strings.__getitem__)
+        return docs_token_pieces(self._encoder, docs)
 
     # ------------------------------------------------------------------ serialization
 
@@ -287,6 +284,30 @@ class LukePipe(TrainablePipe):
     @property
     def label_data(self) -> List[str]:
         return list(self.labels)
+
+
+def docs_token_pieces(doc_encoder, docs: Sequence[Doc]) -> List:
+    """The word pieces (``TokenPieces``) of each doc's tokens, encoded together from their
+    ORTH/SPACY arrays by ``doc_encoder`` (a ``TokenPieceEncoder``).
+
+    The docs of one batch may come from different vocabs (``nlp.pipe`` takes Docs made
+    elsewhere): a token's string is read from the first of the docs' vocabs that holds its key.
+    """
+    if not docs:
+        return []
+    stores = list({id(doc.vocab): doc.vocab.strings for doc in docs}.values())
+    if len(stores) == 1:
+        text_of = stores[0].__getitem__
+    else:
+
+        def text_of(key: int) -> str:
+            for strings in stores:
+                if key in strings:
+                    return strings[key]
+            raise KeyError(f"No vocab of the batch's docs has the string of token key {key}: make each doc with its own vocab's strings.")
+
+    columns = [doc.to_array([ORTH, SPACY]).reshape(-1, 2) for doc in docs]
+    return doc_encoder.encode_keyed_docs(columns, text_of)
 
 
 def _check_precision(pipe_name: str, precision: str) -> None:

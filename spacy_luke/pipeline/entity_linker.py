@@ -6,7 +6,8 @@ mentions (``doc.ents``, or ``doc.spans[spans_key]``) go in together, in document
 entities=["[MASK]", ...])`` builds them; the pretraining head (``entity_predictions``) scores each
 mention's candidate entities only (``candidates``: a source under ``@misc``, see
 ``spacy_luke.pipeline.link_candidates``), never the whole table (unless the source is
-``AllEntitiesCandidates``, whose top k is searched in chunks).
+``AllEntitiesCandidates``, whose top k is searched in chunks, among the rows that have a title
+(in the pipe's language, for mLUKE), k clamped to the number of those rows).
 
 - ``decoding = "local"``: one pass; every mention takes its best candidate.
 - ``decoding = "global"`` (Yamada et al., 2022): after each pass, the unresolved mention whose
@@ -36,7 +37,7 @@ from ..bucketing import bucket_by_cost
 from ..layers.architectures import luke_shim
 from .base import TRAINABLE_SETTINGS, factory_settings
 from .extensions import install_linker_extensions
-from .link_candidates import CandidateSource, LinkCandidate, LinkContext, kb_id_for_title, title_for_kb_id
+from .link_candidates import CandidateSource, EntitySearch, LinkCandidate, LinkContext, title_for_kb_id
 from .link_decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, split_row, write_links
 from .link_kb import LinkerKB
 from .loaders import CheckpointLoader
@@ -44,7 +45,6 @@ from .skeleton import ItemScores, ItemsPipe, Plan
 from .skipped import SkipLog
 
 DECODINGS = ("local", "global")
-SPECIAL_ENTITIES = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")
 
 DEFAULT_LINKER_MODEL = Config().from_str(
     """
@@ -142,7 +142,6 @@ class LukeEntityLinker(ItemsPipe):
         self.candidates = candidates
         self.kb = LinkerKB(vocab)
         self._language: Optional[str] = None
-        self._row_titles: Optional[Dict[int, str]] = None
         install_linker_extensions()
 
     # ------------------------------------------------------------------ weights and context
@@ -161,7 +160,6 @@ class LukeEntityLinker(ItemsPipe):
             prefix = f"{self.cfg.get('nlp_lang', 'en')}:"
             language = prefix[:-1] if any(title.startswith(prefix) for title in vocab) else None
         self._language = language
-        self._row_titles = None
 
     def context(self) -> LinkContext:
         """What the candidate source reads: the entity vocabulary, the title language, the KB."""
@@ -182,17 +180,12 @@ class LukeEntityLinker(ItemsPipe):
         title = title_for_kb_id(kb_id, context.language)
         return int(context.entity_vocab[title]) if title in context.entity_vocab else -1
 
-    def _kb_id_of_row(self, row: int) -> str:
-        if self._row_titles is None:
-            language = self._language
-            titles: Dict[int, str] = {}
-            for title, r in self._tokenizer.entity_vocab.items():
-                if title in SPECIAL_ENTITIES or (language and not title.startswith(f"{language}:")):
-                    continue
-                titles.setdefault(r, title)
-            self._row_titles = titles
-        title = self._row_titles.get(row)
-        return kb_id_for_title(title, self._language) if title is not None else ""
+    def _entity_search(self, context: Optional[LinkContext] = None) -> EntitySearch:
+        """What the whole-table search (``AllEntitiesCandidates``) searches in this table: the
+        rows with a title in the language, their kb_ids, and the effective k (min(top_k, rows))
+        that sizes both the model's search and the mentions' candidate lists."""
+        context = context if context is not None else self.context()
+        return self.candidates.search(context, int(self.luke_model.entity_table.shape[0]))
 
     # ------------------------------------------------------------------ items
 
@@ -216,7 +209,7 @@ class LukeEntityLinker(ItemsPipe):
             for i, cands in zip(to_link, found):
                 candidates[i] = list(cands)
         elif to_link:
-            k = self.candidates.top_k
+            k = self._entity_search(context).top_k
             for i in to_link:
                 candidates[i] = [LinkCandidate("", -1, 1.0)] * k  # rows come from the model's search
         mentions = Mentions(offsets, candidates, known)
@@ -298,8 +291,9 @@ class LukeEntityLinker(ItemsPipe):
                     rows[b, : len(x["candidate_ids"])] = x["candidate_ids"]
                 padded["candidate_ids"] = rows
             else:
-                padded["top_k"] = np.array(self.candidates.top_k, dtype=np.int64)
-                padded["excluded_entity_ids"] = np.array(sorted({tok.entity_vocab[s] for s in SPECIAL_ENTITIES if s in tok.entity_vocab}), dtype=np.int64)
+                search = self._entity_search()
+                padded["top_k"] = np.array(search.top_k, dtype=np.int64)
+                padded.update(search.model_inputs)
             yield batch, padded
 
     def _run_batches(self, inputs, *, is_train: bool = False):
@@ -323,6 +317,8 @@ class LukeEntityLinker(ItemsPipe):
         if not any(len(self._mention_spans(doc)) for doc in docs):
             return self._empty_scores([Mentions(np.zeros((0, 2), dtype=np.int64)) for _ in docs], 0)
         mentions = self._items(docs)
+        if not any(m.linkable().any() for m in mentions):  # nothing to link (no candidates, or kb_ids kept)
+            return self._empty_scores(mentions, 0)
         if self.cfg["decoding"] == "local":
             return self._forward(docs, mentions, is_train=False)[1]
         plan = self._plan(docs, mentions)
@@ -342,7 +338,11 @@ class LukeEntityLinker(ItemsPipe):
         whole = self.candidates.whole_vocabulary
         priors = None if whole else [c.prior for c in cands]
         probs = candidate_probabilities(logits[:count], priors, self.cfg["incl_prior"])
-        kb_ids = [self._kb_id_of_row(int(r)) for r in rows[:count]] if whole else [c.kb_id for c in cands]
+        if whole:
+            found = self._entity_search().kb_ids
+            kb_ids = [found.get(int(r), "") for r in rows[:count]]
+        else:
+            kb_ids = [c.kb_id for c in cands]
         order = sorted(range(count), key=lambda j: -probs[j])
         return [(int(rows[j]), kb_ids[j], float(probs[j])) for j in order]
 

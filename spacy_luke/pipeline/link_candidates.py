@@ -3,7 +3,8 @@
 A source is called with the mentions of one doc and a :class:`LinkContext` and returns, per
 mention, its candidates (:class:`LinkCandidate`), best prior first, at most its
 ``max_candidates``. A source whose ``whole_vocabulary`` is true (``AllEntitiesCandidates``)
-returns nothing: the pipe scores every entity of the vocabulary and keeps its ``top_k``.
+returns nothing: the pipe searches the entity table (the rows its :class:`EntitySearch` allows:
+those with a title, in the pipe's language for mLUKE) and keeps the ``top_k`` best.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
+import numpy as np
 from spacy.tokens import Span
 from spacy.util import registry
 
@@ -63,6 +65,10 @@ logger = logging.getLogger("spacy_luke")
 
 class LukeUnknownEntityWarning(UserWarning):
     """Candidates (from a KB or an alias file) whose title is not in the checkpoint's entity vocabulary."""
+
+
+class LukeNoEntitiesWarning(UserWarning):
+    """AllEntitiesCandidates over an entity table with no entity to search (none titled in the language)."""
 
 
 def kb_id_for_title(title: str, language: Optional[str]) -> str:
@@ -321,14 +327,37 @@ def kb_candidates(mapping: Optional[str] = None, max_candidates: int = 30) -> KB
 # ------------------------------------------------------------------------------------ AllEntitiesCandidates
 
 
+class EntitySearch(NamedTuple):
+    """What :class:`AllEntitiesCandidates` searches in one entity table, built once per table.
+
+    vocab: the entity vocabulary it was built from (held, so that the cache's id() key stays its own).
+    kb_ids: searchable row -> the kb_id the pipe writes for it: the row's first title in the
+        language (without its prefix). The special entities, rows with no title (in the
+        language, for mLUKE) and rows outside the table are not searchable.
+    top_k: the effective k: min(``top_k``, searchable rows), the k of the model's search and
+        the length of every mention's candidate list.
+    model_inputs: the searched rows as the model takes them, ``{"allowed_entity_ids": rows}`` or
+        ``{"excluded_entity_ids": every other row}`` (int64, whichever is shorter).
+    """
+
+    vocab: Any
+    kb_ids: Dict[int, str]
+    top_k: int
+    model_inputs: Dict[str, np.ndarray]
+
+
 class AllEntitiesCandidates:
-    """Every entity of the vocabulary: the pipe scores them all and keeps the ``top_k`` best."""
+    """Every entity of the vocabulary (with a title in the pipe's language, for mLUKE): the pipe
+    scores them all and keeps the ``top_k`` best (at most as many as there are)."""
 
     whole_vocabulary = True
+    _CACHE_SIZE = 4
 
     def __init__(self, top_k: int = 10):
         self.top_k = _positive_int("top_k", top_k)
         self.max_candidates = self.top_k
+        self._searches: Dict[Tuple[int, Optional[str], int], EntitySearch] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, mentions: Sequence[Span], context: LinkContext) -> List[List[LinkCandidate]]:
         return [[] for _ in mentions]
@@ -340,11 +369,61 @@ class AllEntitiesCandidates:
         """The kb_id written for an entity-vocabulary title (the title without its language prefix)."""
         return kb_id_for_title(title, language)
 
+    def search(self, context: LinkContext, n_rows: int) -> EntitySearch:
+        """The :class:`EntitySearch` of ``context``'s vocabulary and language over a table of
+        ``n_rows`` rows, built once per vocabulary, language and table size."""
+        key = (id(context.entity_vocab), context.language, int(n_rows))
+        found = self._searches.get(key)
+        if found is not None and found.vocab is context.entity_vocab:
+            return found
+        with self._lock:
+            found = self._searches.get(key)
+            if found is None or found.vocab is not context.entity_vocab:
+                found = self._build_search(context.entity_vocab, context.language, int(n_rows))
+                while len(self._searches) >= self._CACHE_SIZE:
+                    self._searches.pop(next(iter(self._searches)))
+                self._searches[key] = found
+        return found
+
+    def _build_search(self, entity_vocab: Any, language: Optional[str], n_rows: int) -> EntitySearch:
+        prefix = f"{language}:" if language else ""
+        specials = {entity_vocab[name] for name in SPECIAL_ENTITIES if name in entity_vocab}
+        kb_ids: Dict[int, str] = {}
+        for title, row in entity_vocab.items():
+            if title in SPECIAL_ENTITIES or row in specials or not 0 <= row < n_rows or not title.startswith(prefix):
+                continue
+            kb_ids.setdefault(row, title[len(prefix):])
+        rows = np.array(sorted(kb_ids), dtype=np.int64)
+        if len(rows) * 2 <= n_rows:
+            model_inputs = {"allowed_entity_ids": rows}
+        else:
+            others = np.ones(n_rows, dtype=bool)
+            others[rows] = False
+            model_inputs = {"excluded_entity_ids": np.flatnonzero(others).astype(np.int64)}
+        if not len(rows):
+            _warn_nothing_to_search(entity_vocab, language)
+        return EntitySearch(entity_vocab, kb_ids, min(self.top_k, len(rows)), model_inputs)
+
+
+def _warn_nothing_to_search(entity_vocab: Any, language: Optional[str]) -> None:
+    if language:
+        languages = sorted({t.split(":", 1)[0] for t in entity_vocab if ":" in t and t not in SPECIAL_ENTITIES})
+        what = f"no entity with a title in language {language!r}"
+        fix = (f"set the linker's `language` to one its titles have ({_examples(languages, 5)})" if languages
+               else "set the linker's `language` to null (its titles have no language prefix)")
+    else:
+        what, fix = "no entity besides the special ones", "use a checkpoint with its full entity vocabulary (not a -lite one)"
+    warnings.warn(
+        f"AllEntitiesCandidates: the entity table has {what}, so no mention is linked (kb_id stays nil_id): {fix}.",
+        LukeNoEntitiesWarning,
+        stacklevel=4,
+    )
+
 
 @registry.misc("spacy-luke.AllEntitiesCandidates.v1")
 def all_entities_candidates(top_k: int = 10) -> AllEntitiesCandidates:
     """Every entity of the checkpoint's vocabulary; the linker keeps the top_k most probable.
 
-    top_k (int): how many entities to keep per mention (in Span._.luke_kb_scores).
+    top_k (int): how many entities to keep per mention (in Span._.luke_kb_scores); clamped to the number of entities (with a title in the pipe's language, for mLUKE) in the table.
     """
     return AllEntitiesCandidates(top_k=top_k)

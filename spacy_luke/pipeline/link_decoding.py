@@ -3,7 +3,8 @@ entities, the probability rule, and the training loss over a mention's candidate
 
 A row of the linker's scores holds ``2 * C`` values: the ``C`` candidate logits, then the ``C``
 candidate rows of the entity table (as floats; padding slots hold the [PAD] row). ``C`` is the
-most candidates any mention of the call has (or ``top_k`` over the whole vocabulary).
+most candidates any mention of the call has (or, over the whole vocabulary, the search's effective
+``top_k``: min(top_k, rows searched), ``EntitySearch.top_k``, which also sizes the model's search).
 """
 from __future__ import annotations
 
