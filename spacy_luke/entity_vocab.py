@@ -33,8 +33,10 @@ ENTITY_VOCAB_FILES: Tuple[str, ...] = ("entity_vocab.json", "entity_vocab.jsonl"
 class EntityVocab(Mapping[str, int]):
     """A read-only mapping from entity title (or special name) to entity id."""
 
-    def __init__(self, title_to_id: Mapping[str, int]):
+    def __init__(self, title_to_id: Mapping[str, int], *, source: Optional[Union[str, Path]] = None):
         self._title_to_id: Dict[str, int] = dict(title_to_id)
+        #: The file the vocabulary was read from (named in errors), if any.
+        self.source = None if source is None else str(source)
         for title, idx in self._title_to_id.items():
             if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0:
                 raise ValueError(
@@ -57,8 +59,9 @@ class EntityVocab(Mapping[str, int]):
     def special_id(self, name: str) -> int:
         """The id of a special entity (``[PAD]``, ``[UNK]``, ``[MASK]``, ``[MASK2]``)."""
         if name not in self._title_to_id:
+            where = f"{self.source}: the" if self.source else "The"
             raise ValueError(
-                f"The entity vocabulary has no {name!r} entry (it has {len(self)} entries). "
+                f"{where} entity vocabulary has no {name!r} entry (it has {len(self)} entries). "
                 f"LUKE entity vocabularies must define the special entities {list(SPECIAL_ENTITIES)}; "
                 "check that entity_vocab.json comes from a LUKE or mLUKE checkpoint."
             )
@@ -154,7 +157,7 @@ def _read_jsonl(path: Path) -> Dict[str, int]:
                     entity_id = int(item["id"])
                     names = [(title, language) for title, language in item["entities"]]
                 except (KeyError, TypeError, ValueError):
-                    raise EntityVocabError(f"{path}:{lineno}: {expected}; got {line.strip()[:80]!r}.") from None
+                    raise EntityVocabError(f"{path}:{lineno}: {expected}; got {line.strip()[:80]!r}. {_FIX}") from None
                 for title, language in names:
                     if title in SPECIAL_ENTITIES or not language:
                         vocab.setdefault(title, entity_id)
@@ -193,6 +196,6 @@ def load_entity_vocab(path: Union[str, Path]) -> EntityVocab:
     else:
         data = _read_json(path)
     try:
-        return EntityVocab(data)
+        return EntityVocab(data, source=path)
     except ValueError as err:
-        raise EntityVocabError(f"{path}: {err}") from None
+        raise EntityVocabError(f"{path}: {err} {_FIX}") from None

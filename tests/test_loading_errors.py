@@ -2,7 +2,9 @@
 
 - NaN / Inf in a checkpoint's weights (a corrupted file, a diverged training run);
 - a broken or mis-shaped entity vocabulary file;
-- a hub repo id that cannot be fetched (offline and not cached, no network, no such repo).
+- a hub repo id that cannot be fetched (offline and not cached, no network, no such repo);
+- bad config.json values (sizes, heads, labels, a layer count the weights do not hold) and bad
+  ``*.index.json`` shard names (outside the checkpoint folder), in Python and through the CLI.
 Everything here runs offline: HF_HUB_OFFLINE / HF_HOME point at empty temporary folders.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import spacy_luke.model as ours
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.hub import HubUnavailableError
 from spacy_luke.model.checkpoint import CheckpointError
+from spacy_luke.model.config import ConfigError
 from spacy_luke.tokenization import LukeTokenizer, load_entity_vocab
 from spacy_luke.tokenization.entity_vocab import EntityVocabError
 
@@ -256,3 +259,242 @@ def test_hub_error_reaches_the_pipeline_loader_unwrapped(offline_hub):
     checkpoint = hf_luke_loader("studio-ousia/luke-base")()
     with pytest.raises(HubUnavailableError, match="'studio-ousia/luke-base' from the Hugging Face hub: the hub is offline"):
         checkpoint.resolve()
+
+
+# --------------------------------------------------------------------------- config.json values
+
+
+def _edit_config(folder: Path, **changes) -> Path:
+    """Set (or, with None, delete) keys of the folder's config.json; returns its path."""
+    path = folder / "config.json"
+    config = json.loads(path.read_text(encoding="utf8"))
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    path.write_text(json.dumps(config), encoding="utf8")
+    return path
+
+
+BAD_CONFIGS = {
+    "heads-zero": (dict(num_attention_heads=0), r"num_attention_heads is 0, but it must be a positive integer: fix num_attention_heads"),
+    "heads-not-a-divisor": (dict(num_attention_heads=5), r"hidden_size \(32\) is not a multiple of num_attention_heads \(5\): fix num_attention_heads"),
+    "negative-size": (dict(intermediate_size=-3), r"intermediate_size is -3, but it must be a positive integer: fix intermediate_size"),
+    "float-size": (dict(hidden_size=32.0), r"hidden_size is 32\.0 \(a number\), but it must be a positive integer \(write 32\): fix hidden_size"),
+    "bool-size": (dict(type_vocab_size=True), r"type_vocab_size is true \(a boolean\), but it must be a positive integer: fix type_vocab_size"),
+    "string-size": (dict(vocab_size="120"), r'vocab_size is "120" \(a string\), but it must be a positive integer: fix vocab_size'),
+    "zero-entity-emb": (dict(entity_emb_size=0), r"entity_emb_size is 0, but it must be a positive integer: fix entity_emb_size"),
+    "zero-positions": (dict(max_position_embeddings=0), r"max_position_embeddings is 0, but it must be a positive integer"),
+    "zero-layers": (dict(num_hidden_layers=0), r"num_hidden_layers is 0, but it must be a positive integer: fix num_hidden_layers"),
+    "id2label-gap": (
+        dict(id2label={"0": "L0", "1": "L1", "3": "L3", "4": "L4", "5": "L5"}),
+        r"id2label has ids \[0, 1, 3, 4, 5\] \(missing \[2\]\), but label ids must be exactly 0\.\.4 .*: fix id2label",
+    ),
+    "id2label-not-ints": (dict(id2label={"0": "L0", "one": "L1"}), r"id2label has non-integer ids \['one'\], but label ids must be exactly 0\.\.1"),
+    "id2label-list": (dict(id2label=["L0", "L1"]), r"id2label is a JSON list, but it must be an object: fix id2label"),
+    "label2id-gap": (dict(id2label=None, label2id={"L0": 0, "L1": 2}), r"label2id has ids \[0, 2\] \(missing \[1\]\), .*: fix label2id"),
+}
+
+
+@pytest.mark.parametrize("changes,expected", list(BAD_CONFIGS.values()), ids=list(BAD_CONFIGS))
+def test_bad_config_values_name_the_file_key_and_fix(hf_checkpoint, changes, expected):
+    """Each bad value is refused when config.json is read, before any module is built."""
+    folder, _ = hf_checkpoint("LukeForEntitySpanClassification")
+    path = _edit_config(folder, **changes)
+    for load, argument in ((ours.LukeConfig.from_json_file, path), (ours.LukeForEntitySpanClassification.from_pretrained, folder)):
+        with pytest.raises(ConfigError, match=expected) as info:
+            load(argument)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and "\n" not in message
+        assert "use the config.json that came with the checkpoint" in message
+        assert isinstance(info.value, ValueError) and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("[1, 2]", r"expected a JSON object of model settings .*got a JSON list"),
+        ('"luke"', r"got a JSON string"),
+        ('{"hidden_size": 32, ', r"invalid JSON at line 1, column \d+ \(Expecting property name"),
+    ],
+    ids=["list", "string", "truncated"],
+)
+def test_config_that_is_not_a_json_object_names_the_file(hf_checkpoint, content, expected):
+    folder, _ = hf_checkpoint("LukeModel")
+    path = folder / "config.json"
+    path.write_text(content, encoding="utf8")
+    with pytest.raises(ConfigError, match=expected) as info:
+        ours.LukeModel.from_pretrained(folder)
+    assert str(info.value).startswith(f"{path}: ") and str(info.value).endswith("(download or save it again).")
+
+
+def test_id2label_gap_fails_on_load_not_as_an_uninitialized_pipe(ner_checkpoint, tmp_path):  # noqa: F811
+    folder = tmp_path / "gap-ner"
+    shutil.copytree(ner_checkpoint, folder)
+    path = _edit_config(folder, id2label={"0": "O", "1": "PER", "2": "ORG", "4": "LOC"}, label2id={"O": 0, "PER": 1, "ORG": 2, "LOC": 4})
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("luke_ner", config={"pretrained": str(folder)})
+    with pytest.raises(ConfigError, match=rf"^{path}: id2label has ids \[0, 1, 2, 4\] \(missing \[3\]\)"):
+        nlp("Beyoncé lives in Los Angeles.")
+
+
+# --------------------------------------------------------------------------- layer count vs the weights
+
+
+def test_huge_layer_count_fails_from_the_tensor_names_before_building(hf_checkpoint):
+    """100,000 layers used to be built on the meta device (minutes, gigabytes) before failing."""
+    import time
+
+    folder, _ = hf_checkpoint("LukeForEntitySpanClassification")
+    path = _edit_config(folder, num_hidden_layers=100_000)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        ours.LukeForEntitySpanClassification.from_pretrained(folder)
+    assert time.perf_counter() - start < 1.0
+    assert str(info.value).startswith(
+        f"{path}: num_hidden_layers is 100000 but model.safetensors holds layers 0-1: set num_hidden_layers to 2"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_too_few_layers_in_config_is_named(hf_checkpoint, fmt):
+    folder, _ = hf_checkpoint("LukeModel", fmt=fmt)
+    path = _edit_config(folder, num_hidden_layers=1)
+    weights = "model.safetensors" if fmt == "safetensors" else "pytorch_model.bin"
+    with pytest.raises(ConfigError, match=rf"^{path}: num_hidden_layers is 1 but {weights} holds layers 0-1: set num_hidden_layers to 2"):
+        ours.LukeModel.from_pretrained(folder)
+
+
+def test_layer_count_against_sharded_weights(hf_checkpoint, tmp_path):
+    _, reference = hf_checkpoint("LukeModel")
+    folder = tmp_path / "sharded"
+    reference.save_pretrained(folder, max_shard_size="20KB")
+    shards = len(list(folder.glob("model-*.safetensors")))
+    path = _edit_config(folder, num_hidden_layers=3)
+    with pytest.raises(ConfigError, match=rf"^{path}: num_hidden_layers is 3 but its {shards} weight shards hold"):
+        ours.LukeModel.from_pretrained(folder)
+
+
+def test_checkpoint_missing_a_middle_layer(hf_checkpoint):
+    folder, _ = hf_checkpoint("LukeModel", num_hidden_layers=3)
+    state = load_file(str(folder / "model.safetensors"))
+    state = {k: v for k, v in state.items() if not k.startswith("encoder.layer.1.")}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match=r"num_hidden_layers is 3 but model\.safetensors holds layers 0, 2: the weights are incomplete"):
+        ours.LukeModel.from_pretrained(folder)
+
+
+# --------------------------------------------------------------------------- sharded index files
+
+
+def _sharded(hf_checkpoint, tmp_path) -> Path:
+    _, reference = hf_checkpoint("LukeModel")
+    folder = tmp_path / "ckpt" / "sharded"
+    reference.save_pretrained(folder, max_shard_size="20KB")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "name,problem",
+    [
+        ("../outside.safetensors", "leads outside the checkpoint folder"),
+        ("../../ckpt/outside.safetensors", "leads outside the checkpoint folder"),
+        ("sub/../../outside.safetensors", "leads outside the checkpoint folder"),
+        ("ABSOLUTE", "is an absolute path"),
+        ("C:\\outside.safetensors", "is an absolute path"),
+        ("", "is not a file name"),
+        (7, "is not a file name"),
+    ],
+)
+def test_index_shard_names_must_stay_inside_the_folder(hf_checkpoint, tmp_path, name, problem):
+    """A weight_map naming a file outside the checkpoint folder is refused, even when that file exists."""
+    folder = _sharded(hf_checkpoint, tmp_path)
+    index = folder / "model.safetensors.index.json"
+    data = json.loads(index.read_text(encoding="utf8"))
+    key, first = next(iter(data["weight_map"].items()))
+    outside = folder.parent / "outside.safetensors"
+    shutil.copy(folder / first, outside)  # a real weights file, so nothing else fails first
+    if name == "ABSOLUTE":
+        name = str(outside)
+    data["weight_map"] = {k: (name if v == first else v) for k, v in data["weight_map"].items()}
+    index.write_text(json.dumps(data), encoding="utf8")
+    with pytest.raises(CheckpointError) as info:
+        ours.LukeModel.from_pretrained(folder)
+    message = str(info.value)
+    assert message.startswith(f"{index}: weight_map[") and f"= {name!r} {problem}" in message
+    assert f"shard names must be files inside {folder}" in message
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ('["model-00001-of-00002.safetensors"]', r'expected a JSON object with a "weight_map" .*got a JSON list'),
+        ('{"metadata": {}}', r'has no "weight_map"'),
+        ('{"weight_map": ["a", "b"]}', r'has a "weight_map" that is a JSON list, not an object'),
+        ('{"weight_map": {}}', r'has an empty "weight_map"'),
+        ('{"weight_map": {"a": ', r"invalid JSON at line 1, column \d+"),
+    ],
+    ids=["list", "no-weight-map", "weight-map-list", "empty", "truncated"],
+)
+def test_bad_index_file_is_named(hf_checkpoint, tmp_path, content, expected):
+    folder = _sharded(hf_checkpoint, tmp_path)
+    index = folder / "model.safetensors.index.json"
+    index.write_text(content, encoding="utf8")
+    with pytest.raises(CheckpointError, match=expected) as info:
+        ours.LukeModel.from_pretrained(folder)
+    assert str(info.value).startswith(f"{index}: ")
+    assert str(info.value).endswith("download or save the checkpoint again (its index and shards together).")
+
+
+# --------------------------------------------------------------------------- the same through the CLI
+
+
+def _bad_vocab(folder: Path) -> Path:
+    path = folder / "vocab.json"
+    path.write_text(path.read_text(encoding="utf8")[:100], encoding="utf8")
+    return path
+
+
+def _bad_merges(folder: Path) -> Path:
+    path = folder / "merges.txt"
+    path.write_text("#version: 0.2\nĠ t\nbroken\n", encoding="utf8")
+    return path
+
+
+def _write_config_list(folder: Path) -> Path:
+    path = folder / "config.json"
+    path.write_text("[1, 2]", encoding="utf8")
+    return path
+
+
+CLI_CASES = {
+    "heads-zero": (lambda f: _edit_config(f, num_attention_heads=0), "num_attention_heads is 0, but it must be a positive integer"),
+    "id2label-gap": (
+        lambda f: _edit_config(f, id2label={"0": "O", "1": "PER", "2": "ORG", "4": "LOC"}, label2id={"O": 0, "PER": 1, "ORG": 2, "LOC": 4}),
+        "id2label has ids [0, 1, 2, 4] (missing [3])",
+    ),
+    "negative-size": (lambda f: _edit_config(f, intermediate_size=-3), "intermediate_size is -3"),
+    "float-size": (lambda f: _edit_config(f, hidden_size=32.0), "hidden_size is 32.0 (a number)"),
+    "huge-layer-count": (lambda f: _edit_config(f, num_hidden_layers=100_000), "num_hidden_layers is 100000 but model.safetensors holds layers 0-1"),
+    "config-a-list": (_write_config_list, "got a JSON list"),
+    "truncated-vocab": (_bad_vocab, "invalid JSON at line 1, column 101"),
+    "bad-merges": (_bad_merges, "line 3 is 'broken', not a merge of two pieces"),
+}
+
+
+@pytest.mark.parametrize("edit,expected", list(CLI_CASES.values()), ids=list(CLI_CASES))
+def test_cli_reports_bad_checkpoint_files_in_one_line(ner_checkpoint, tmp_path, capsys, edit, expected):  # noqa: F811
+    from spacy_luke import cli
+
+    folder = tmp_path / "bad-ner"
+    shutil.copytree(ner_checkpoint, folder)
+    path = edit(folder)
+    text = tmp_path / "in.txt"
+    text.write_text("Beyoncé lives in Los Angeles.\n", encoding="utf8")
+    assert cli.main(["ner", "--pretrained", str(folder), str(text)]) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), err
+    assert expected in lines[0] and "unexpected" not in lines[0] and "download or save" in lines[0]

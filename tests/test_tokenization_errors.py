@@ -221,3 +221,71 @@ def test_import_is_light():
         cwd=str(Path(__file__).resolve().parents[1]),
     )
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- broken tokenizer files
+
+
+def _broken(source: Path, target: Path, name: str, content) -> Path:
+    """A copy of ``source`` whose file ``name`` holds ``content`` (text or bytes); returns that file."""
+    shutil.copytree(source, target)
+    path = target / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf8")
+    return path
+
+
+def _assert_names_file_and_fix(err: BaseException, path: Path) -> None:
+    from spacy_luke.tokenization.files import TokenizerFileError
+
+    message = str(err)
+    assert isinstance(err, TokenizerFileError) and isinstance(err, ValueError)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert message.endswith("download or save the checkpoint's tokenizer files again.")
+    assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
+
+
+BROKEN_LUKE_FILES = {
+    "vocab-truncated": ("vocab.json", '{"<s>": 0, "<pad>": 1, "</s', r"invalid JSON at line 1, column \d+ \(Unterminated string"),
+    "vocab-empty": ("vocab.json", "", r"invalid JSON at line 1, column 1 \(Expecting value\)"),
+    "vocab-list": ("vocab.json", '["<s>", "<pad>"]', r"expected a JSON object \(.*\), got a JSON list"),
+    "vocab-bad-id": ("vocab.json", '{"<s>": 0, "<pad>": "one"}', r"piece '<pad>' has id 'one'; ids must be non-negative integers"),
+    "vocab-shared-id": ("vocab.json", '{"<s>": 0, "<pad>": 0}', r"pieces '<s>' and '<pad>' share id 0"),
+    "vocab-not-utf8": ("vocab.json", b'{"<s>": 0, "Z\xfcrich": 1}', r"not UTF-8 text"),
+    "merges-bad-line": ("merges.txt", "#version: 0.2\n\u0120 t\nbroken\n", r"line 3 is 'broken', not a merge of two pieces"),
+    "merges-empty": ("merges.txt", "", r"holds no merges"),
+    "merges-not-utf8": ("merges.txt", b"#version: 0.2\n\xff\xfe a\n", r"not UTF-8 text"),
+    "merges-other-vocab": ("merges.txt", "#version: 0.2\nzq xj\n", r"does not fit vocab\.json \(.*zq.*\); merges\.txt and vocab\.json must come from one tokenizer"),
+    "tokenizer-config-truncated": ("tokenizer_config.json", '{"model_max_length": 5', r"invalid JSON at line 1, column \d+"),
+    "tokenizer-config-list": ("tokenizer_config.json", "[]", r"expected a JSON object .*got a JSON list"),
+    "added-tokens-bad-id": ("added_tokens.json", '{"<ent>": "x"}', r"token '<ent>' has id 'x'; ids must be non-negative integers"),
+}
+
+
+@pytest.mark.parametrize("name,content,expected", list(BROKEN_LUKE_FILES.values()), ids=list(BROKEN_LUKE_FILES))
+def test_broken_luke_tokenizer_file_is_named(luke_dir, tmp_path, name, content, expected):  # noqa: F811
+    path = _broken(luke_dir, tmp_path / "broken", name, content)
+    with pytest.raises(ValueError, match=expected) as info:
+        LukeTokenizer.from_pretrained(tmp_path / "broken")
+    _assert_names_file_and_fix(info.value, path)
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.0], ids=["truncated", "empty"])
+def test_broken_sentencepiece_model_is_named(mluke_dir, tmp_path, cut):  # noqa: F811
+    data = (mluke_dir / "sentencepiece.bpe.model").read_bytes()
+    path = _broken(mluke_dir, tmp_path / "broken", "sentencepiece.bpe.model", data[: int(len(data) * cut)])
+    with pytest.raises(ValueError, match=r"not a sentencepiece model sentencepiece can load \(") as info:
+        MLukeTokenizer.from_pretrained(tmp_path / "broken")
+    _assert_names_file_and_fix(info.value, path)
+
+
+def test_entity_vocab_errors_name_the_file_and_fix(luke_dir, tmp_path):  # noqa: F811
+    path = _broken(luke_dir, tmp_path / "bad-id", "entity_vocab.json", '{"[PAD]": 0, "[UNK]": 1.5}')
+    with pytest.raises(ValueError, match=r"has id 1\.5; ids must be non-negative integers\. The file is corrupted") as info:
+        LukeTokenizer.from_pretrained(tmp_path / "bad-id")
+    assert str(info.value).startswith(f"{path}: ") and str(info.value).endswith("download or save the checkpoint again.")
+    path = _broken(luke_dir, tmp_path / "no-unk", "entity_vocab.json", json.dumps({"[PAD]": 0, "[MASK]": 1}))
+    with pytest.raises(ValueError, match=rf"^{path}: the entity vocabulary has no '\[UNK\]' entry"):
+        LukeTokenizer.from_pretrained(tmp_path / "no-unk")

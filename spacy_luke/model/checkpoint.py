@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -76,13 +76,68 @@ def resolve_checkpoint(
     return folder
 
 
+_INDEX_FIX = "download or save the checkpoint again (its index and shards together)"
+# Checkpoint tensors of encoder layer N (our names, after HF_LUKE_KEY_RULES).
+_ENCODER_LAYER = re.compile(r"^encoder\.layer\.(\d+)\.")
+
+
+def _shard_name_problem(name: object) -> Optional[str]:
+    """Why ``name`` (a weight_map value) cannot be a shard inside the checkpoint folder, or None."""
+    if not isinstance(name, str) or not name.strip():
+        return "is not a file name"
+    if "\x00" in name:
+        return "holds a NUL character"
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+        return "is an absolute path"
+    if ".." in posix.parts or ".." in windows.parts:
+        return "leads outside the checkpoint folder"
+    return None
+
+
 def _read_index(path: Path) -> Dict[str, str]:
+    """The weight_map of a ``*.index.json``: tensor name -> shard file name (inside the folder)."""
     try:
         with path.open(encoding="utf8") as f:
-            weight_map = json.load(f)["weight_map"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{path} is not a valid weights index file ({err}).") from None
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"{path}: invalid JSON at line {err.lineno}, column {err.colno} ({err.msg}): {_INDEX_FIX}."
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: cannot be read as a weights index ({err}): {_INDEX_FIX}.") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{path}: expected a JSON object with a \"weight_map\" (tensor name -> shard file), got a JSON "
+            f"{type(data).__name__}: {_INDEX_FIX}."
+        )
+    weight_map = data.get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        if weight_map is None:
+            what = 'has no "weight_map"'
+        elif isinstance(weight_map, dict):
+            what = 'has an empty "weight_map"'
+        else:
+            what = f'has a "weight_map" that is a JSON {type(weight_map).__name__}, not an object'
+        raise CheckpointError(f"{path}: {what} (tensor name -> shard file): {_INDEX_FIX}.")
+    for key, name in weight_map.items():
+        problem = _shard_name_problem(name)
+        if problem:
+            raise CheckpointError(
+                f"{path}: weight_map[{key!r}] = {name!r} {problem}; shard names must be files inside "
+                f"{path.parent}, e.g. \"model-00001-of-00002.safetensors\". Refusing to read it: {_INDEX_FIX}."
+            )
     return dict(weight_map)
+
+
+def encoder_layers(keys: Sequence[str]) -> List[int]:
+    """The encoder layer numbers (``encoder.layer.N``) that checkpoint ``keys`` hold, sorted."""
+    found = set()
+    for key in keys:
+        match = _ENCODER_LAYER.match(rename_key(key))
+        if match:
+            found.add(int(match.group(1)))
+    return sorted(found)
 
 
 def find_weight_files(folder: Path) -> List[Path]:

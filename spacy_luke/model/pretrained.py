@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from ..entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
-from .checkpoint import CheckpointError, check_finite, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
-from .config import LukeConfig
+from .checkpoint import CheckpointError, check_finite, encoder_layers, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
+from .config import ConfigError, LukeConfig
 from .span_pruner import CONFIG_KEY as PRUNER_CONFIG_KEY
 from .span_pruner import mark_trained
 
@@ -78,13 +78,46 @@ def _check_vocab_sizes(folder: Path, config: LukeConfig, entity_vocab: Optional[
         try:
             with vocab_file.open(encoding="utf8") as f:
                 size = len(json.load(f))
-        except (OSError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"{vocab_file} is not valid JSON ({err}).") from None
+        except json.JSONDecodeError as err:
+            raise CheckpointError(
+                f"{vocab_file}: invalid JSON at line {err.lineno}, column {err.colno} ({err.msg}). The file is "
+                "corrupted or truncated (an interrupted download?): download or save the checkpoint again."
+            ) from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{vocab_file}: cannot be read ({err}): download or save the checkpoint again.") from None
         if size > config.vocab_size:
             raise CheckpointError(
                 f"{vocab_file} has {size} word pieces, but config.json says vocab_size={config.vocab_size}. "
                 "The tokenizer files and the weights come from different checkpoints."
             )
+
+
+def _layer_list(layers: List[int]) -> str:
+    if not layers:
+        return "no encoder layers"
+    if layers == list(range(layers[-1] + 1)):
+        return "layer 0" if len(layers) == 1 else f"layers 0-{layers[-1]}"
+    return "layers " + ", ".join(map(str, layers[:10])) + (" ..." if len(layers) > 10 else "")
+
+
+def _check_layer_count(config: LukeConfig, config_source: str, tensors) -> None:
+    """num_hidden_layers against the encoder layers the checkpoint's tensor names hold (names only,
+    before the model is built: a wrong count never builds thousands of layers)."""
+    layers = encoder_layers([key for key, _ in tensors])
+    if layers == list(range(config.num_hidden_layers)):
+        return
+    paths = sorted({str(source.path) for _, source in tensors})
+    weights = Path(paths[0]).name if len(paths) == 1 else f"its {len(paths)} weight shards"
+    if layers and layers == list(range(layers[-1] + 1)):
+        fix = f"set num_hidden_layers to {len(layers)}, or use the config.json and weights of one checkpoint"
+    elif layers:
+        fix = "the weights are incomplete (a layer is missing)"
+    else:
+        fix = "these are not LUKE encoder weights, or they are incomplete"
+    raise ConfigError(
+        f"{config_source}: num_hidden_layers is {config.num_hidden_layers} but {weights} holds {_layer_list(layers)}: "
+        f"{fix} (download or save the checkpoint again)."
+    )
 
 
 class PretrainedMixin:
@@ -123,6 +156,7 @@ class PretrainedMixin:
         """
         folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         relabeled = config is not None and _labels_changed(folder, config)
+        config_source = "the given config" if config is not None else str(folder / "config.json")
         config = config if config is not None else LukeConfig.from_json_file(folder / "config.json")
         device = torch.device(device) if device is not None else torch.device("cpu")
         dtype = dtype or torch.float32
@@ -137,6 +171,7 @@ class PretrainedMixin:
             config = LukeConfig.from_dict({**config.to_dict(), "entity_vocab_size": len(keep_rows)})
 
         tensors = list(open_checkpoint(folder))
+        _check_layer_count(config, config_source, tensors)
         config = cls._adapt_config(config, [_canonical(k) for k, _ in tensors])
         with torch.device("meta"):
             model = cls(config, **model_kwargs)

@@ -272,9 +272,10 @@ class LukePipe(TrainablePipe):
             # Before first use, for a local checkpoint: its labels, from config.json (no weights read).
             from ..model import LukeConfig
 
-            data = srsly.read_json(Path(pretrained) / "config.json")
-            if data.get("model_type", "luke") == "luke":  # other encoders have no LUKE labels yet
-                return tuple(self._labels_of(LukeConfig.from_dict(data)))
+            path = Path(pretrained) / "config.json"
+            data = srsly.read_json(path)
+            if not isinstance(data, dict) or data.get("model_type", "luke") == "luke":  # other encoders: no LUKE labels yet
+                return tuple(self._labels_of(LukeConfig.from_dict(data, source=str(path))))
         return tuple(self.cfg["labels"])
 
     def _labels_of(self, config) -> List[str]:

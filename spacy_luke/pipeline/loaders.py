@@ -50,9 +50,12 @@ def converted_if_needed(folder: Path) -> Path:
 
     config_path = folder / "config.json"
     try:
-        model_type = json.loads(config_path.read_text(encoding="utf8")).get("model_type", "luke")
+        config = json.loads(config_path.read_text(encoding="utf8"))
     except (OSError, ValueError):
         return folder  # from_pretrained reports the problem with the folder
+    if not isinstance(config, dict):
+        return folder  # likewise
+    model_type = config.get("model_type", "luke")
     if model_type in ("luke", None):
         return folder
     key = hashlib.sha1()

@@ -1,13 +1,46 @@
 """Byte-level BPE (GPT-2 / RoBERTa / LUKE) word pieces, run by the ``tokenizers`` library."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from .files import bad_file, load_json_object
 from .word_pieces import TokenizersLibraryPieces
+
+
+def _read_vocab(path: Union[str, Path]) -> Dict[str, int]:
+    """``vocab.json``: piece -> non-negative integer id, each id once."""
+    vocab = load_json_object(path, '{"<s>": 0, "<pad>": 1, ...}')
+    if not vocab:
+        raise bad_file(path, "holds no word pieces")
+    seen: Dict[int, str] = {}
+    for piece, idx in vocab.items():
+        if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+            raise bad_file(path, f"piece {piece!r} has id {idx!r}; ids must be non-negative integers")
+        if idx in seen:
+            raise bad_file(path, f"pieces {seen[idx]!r} and {piece!r} share id {idx}")
+        seen[idx] = piece
+    return vocab
+
+
+def _check_merges(path: Union[str, Path]) -> None:
+    """``merges.txt``: UTF-8, an optional ``#version`` line, then one ``left right`` merge per line."""
+    try:
+        with open(path, encoding="utf8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise bad_file(path, f"not UTF-8 text ({err})") from None
+    merges = 0
+    for lineno, line in enumerate(lines, 1):
+        if (lineno == 1 and line.startswith("#version")) or not line:
+            continue
+        if len(line.split(" ")) != 2 or "" in line.split(" "):
+            raise bad_file(path, f"line {lineno} is {line[:60]!r}, not a merge of two pieces ('left right')")
+        merges += 1
+    if not merges:
+        raise bad_file(path, "holds no merges")
 
 
 class ByteLevelBPE(TokenizersLibraryPieces):
@@ -32,14 +65,19 @@ class ByteLevelBPE(TokenizersLibraryPieces):
     ):
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-        with open(vocab_file, encoding="utf8") as f:
-            self.vocab: Dict[str, int] = json.load(f)
+        self.vocab: Dict[str, int] = _read_vocab(vocab_file)
         self._id_to_token = {idx: token for token, idx in self.vocab.items()}
-        model = models.BPE.from_file(
-            str(vocab_file),
-            str(merges_file),
-            unk_token=unk_token if unk_token in self.vocab else None,
-        )
+        _check_merges(merges_file)
+        try:
+            model = models.BPE.from_file(
+                str(vocab_file),
+                str(merges_file),
+                unk_token=unk_token if unk_token in self.vocab else None,
+            )
+        except Exception as err:  # tokenizers raises a bare Exception naming neither file
+            raise bad_file(
+                merges_file, f"does not fit {Path(vocab_file).name} ({err}); merges.txt and vocab.json must come from one tokenizer"
+            ) from None
         tokenizer = Tokenizer(model)
         # The prefix space is added by the caller (it depends on where a text is cut),
         # so the pre-tokenizer never adds one itself.

@@ -42,15 +42,50 @@ def resolve_tokenizer_folder(
     )
 
 
+REDOWNLOAD = "download or save the checkpoint's tokenizer files again"
+
+
+class TokenizerFileError(ValueError):
+    """A tokenizer file that cannot be read: the message names the file, what is wrong and the fix."""
+
+
+def bad_file(path: Union[str, Path], what: str) -> TokenizerFileError:
+    """The error for tokenizer file ``path``: ``"PATH: WHAT. The file is corrupted ...: FIX."``."""
+    return TokenizerFileError(
+        f"{path}: {what}. The file is corrupted, truncated (an interrupted download?) or not this "
+        f"tokenizer's: {REDOWNLOAD}."
+    )
+
+
+def json_error(path: Union[str, Path], err: Exception) -> TokenizerFileError:
+    """:func:`bad_file` for a JSON file that failed to parse (or to decode as UTF-8)."""
+    if isinstance(err, json.JSONDecodeError):
+        return bad_file(path, f"invalid JSON at line {err.lineno}, column {err.colno} ({err.msg})")
+    return bad_file(path, f"not UTF-8 text ({err})")
+
+
+def load_json_object(path: Union[str, Path], example: str = '{"key": value, ...}') -> Dict[str, Any]:
+    """The JSON object in ``path``; a TokenizerFileError naming the file if it does not parse or is
+    not an object (``example`` shows what it should hold)."""
+    try:
+        with open(path, encoding="utf8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise json_error(path, err) from None
+    if not isinstance(data, dict):
+        raise bad_file(path, f"expected a JSON object ({example}), got a JSON {_json_type(data)}")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), "null")
+
+
 def read_json(path: Path) -> Dict[str, Any]:
     """A JSON object from ``path``, or ``{}`` when the file does not exist."""
     if not path.is_file():
         return {}
-    with path.open(encoding="utf8") as f:
-        data = json.load(f)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object.")
-    return data
+    return load_json_object(path)
 
 
 def require_file(folder: Path, names: Sequence[str], what: str) -> Path:
@@ -78,9 +113,19 @@ def read_tokenizer_settings(
     """
     config = read_json(folder / "tokenizer_config.json")
     special_map = read_json(folder / "special_tokens_map.json")
-    added_token_ids = {str(k): int(v) for k, v in read_json(folder / "added_tokens.json").items()}
+    added_token_ids: Dict[str, int] = {}
+    for token, token_id in read_json(folder / "added_tokens.json").items():
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+            raise bad_file(folder / "added_tokens.json", f"token {token!r} has id {token_id!r}; ids must be non-negative integers")
+        added_token_ids[str(token)] = token_id
     strip_defaults: Dict[str, dict] = {}
-    for token_id, spec in (config.get("added_tokens_decoder") or {}).items():
+    decoder = config.get("added_tokens_decoder") or {}
+    for token_id, spec in (decoder.items() if isinstance(decoder, dict) else [(None, decoder)]):
+        if not isinstance(spec, dict) or not isinstance(spec.get("content"), str) or not str(token_id).isdigit():
+            raise bad_file(
+                folder / "tokenizer_config.json",
+                f"added_tokens_decoder entry {token_id!r}: {spec!r} is not an id -> {{\"content\": token, ...}} pair",
+            )
         added_token_ids.setdefault(spec["content"], int(token_id))
         strip_defaults[spec["content"]] = spec
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from .files import bad_file
 from .word_pieces import Offsets, WordPieceModel
 
 FAIRSEQ_OFFSET = 1
@@ -34,7 +35,10 @@ class SentencePieceBPE(WordPieceModel):
         import sentencepiece as spm
 
         self.model_file = str(model_file)
-        self._sp = spm.SentencePieceProcessor(model_file=self.model_file)
+        try:
+            self._sp = spm.SentencePieceProcessor(model_file=self.model_file)
+        except (RuntimeError, OSError) as err:  # "INTERNAL: could not parse ModelProto from ..."
+            raise bad_file(self.model_file, f"not a sentencepiece model sentencepiece can load ({err})") from None
         self._sp_glued = spm.SentencePieceProcessor()
         self._sp_glued.LoadFromSerializedProto(self._sp.serialized_model_proto() + _NO_DUMMY_PREFIX)
         self.mask_id = len(self._sp) + FAIRSEQ_OFFSET
