@@ -17,7 +17,6 @@ code 2, never a traceback; ``--debug`` (or ``SPACY_LUKE_DEBUG=1``) re-raises ins
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -207,6 +206,8 @@ def run_ner(args: argparse.Namespace) -> int:
     texts, sources = _read_texts(args.inputs, by_line=not args.whole_file)
     from tqdm import tqdm
 
+    from .annotate.records import json_line
+
     nlp = build_ner_pipeline(
         args.pretrained,
         lang=args.lang,
@@ -223,7 +224,7 @@ def run_ner(args: argparse.Namespace) -> int:
             for source, doc in zip(sources, nlp.pipe(texts, batch_size=args.batch_size)):
                 if args.format == "jsonl":
                     record = {"source": source, "text": doc.text, "entities": _entities(doc)}
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    out.write(json_line(record))
                 else:
                     docs.append(doc)
                 progress.update()
@@ -278,18 +279,28 @@ def run_build_kb(args: argparse.Namespace) -> int:
 def run_annotate(args: argparse.Namespace) -> int:
     from .annotate import annotate
 
-    summary = annotate(
-        args.pipeline, args.inputs, args.output,
-        input_format=args.input_format, whole_file=args.whole_file, text_field=args.text_field,
-        on_error=args.on_error, output_format=args.format, shard_size=args.shard_size,
-        batch_size=args.batch_size, n_process=args.n_process, gpu_id=args.gpu_id, precision=args.precision,
-        max_batch_cost=args.max_batch_cost, lang=args.lang, overwrite=args.overwrite, engine=args.engine,
-        ray_address=args.address, ray_concurrency=args.concurrency, ray_num_cpus=args.num_cpus,
-        ray_num_gpus=args.num_gpus, progress=not args.quiet,
-    )
+    def inform(message: str) -> None:
+        print(message[:1].upper() + message[1:], file=sys.stderr, flush=True)
+
+    try:
+        summary = annotate(
+            args.pipeline, args.inputs, args.output,
+            input_format=args.input_format, whole_file=args.whole_file, text_field=args.text_field,
+            on_error=args.on_error, output_format=args.format, shard_size=args.shard_size,
+            batch_size=args.batch_size, n_process=args.n_process, gpu_id=args.gpu_id, precision=args.precision,
+            max_batch_cost=args.max_batch_cost, lang=args.lang, overwrite=args.overwrite, engine=args.engine,
+            ray_address=args.address, ray_concurrency=args.concurrency, ray_num_cpus=args.num_cpus,
+            ray_num_gpus=args.num_gpus, progress=not args.quiet, inform=inform,
+        )
+    except KeyboardInterrupt:
+        _report(f"interrupted: run the same command again to resume (the records written to {args.output} are kept)")
+        return EXIT_INTERRUPTED
+    if summary.already_complete:
+        return 0
+    resumed = f"; {summary.resumed} records were already there" if summary.resumed else ""
     print(
         f"Wrote {summary.written} docs ({summary.words} words, {summary.words_per_second:.1f} words/s on {summary.device}) "
-        f"to {args.output}; {summary.skipped_bad} bad lines skipped",
+        f"to {args.output}; {summary.skipped_bad} bad lines skipped{resumed}",
         file=sys.stderr,
     )
     return 0

@@ -70,7 +70,8 @@ def run(pipeline, inputs, output, **settings):
 
 
 def files(folder: Path) -> dict:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    """The output of a job (its manifest and shards; not the lock, which names its last holder)."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.name != ".annotate.lock"}
 
 
 def assert_same_shards(expected: Path, got: Path) -> None:
@@ -153,3 +154,49 @@ def test_settings_are_checked_before_any_work(cluster, ruler_pipeline, inputs, t
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ValueError, match=re.escape(MISSING_RAY)):
         annotate_ray(ruler_pipeline, iter([]), None, plan=None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the actor's process in /proc")
+def test_a_lost_actor_stops_with_a_resumable_message_and_the_rerun_completes(cluster, ruler_pipeline, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    data = tmp_path / "in.txt"
+    data.write_text("".join(f"Acme Corp opened in Paris on day {i} .\n" for i in range(40000)), encoding="utf8")
+    out = tmp_path / "out"
+    errors = []
+
+    def job():
+        try:
+            run(ruler_pipeline, [str(data)], out, shard_size=2000, batch_size=4, engine="ray")
+        except Exception as err:  # noqa: BLE001 - the test looks at it
+            errors.append(err)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+
+    def actor_pids():
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    if (proc / "cmdline").read_bytes().startswith(b"ray::LukeAnnotator"):
+                        pids.append(int(proc.name))
+                except OSError:
+                    pass
+        return pids
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not (list(out.glob("part-*.jsonl")) and actor_pids()):
+        time.sleep(0.05)
+    for pid in actor_pids():
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert len(errors) == 1 and type(errors[0]).__name__ == "RunStoppedError", errors
+    assert str(errors[0]).startswith("a Ray actor or node was lost (") and "run the same command again to resume" in str(errors[0])
+    summary = run(ruler_pipeline, [str(data)], out, shard_size=2000, batch_size=4, engine="ray")
+    assert summary.resumed >= 2000 and summary.written + summary.resumed == 40000
+    records = [json.loads(line) for p in sorted(out.glob("part-*.jsonl")) for line in p.read_text("utf8").splitlines()]
+    assert [r["line"] for r in records] == list(range(1, 40001))

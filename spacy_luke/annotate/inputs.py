@@ -1,8 +1,9 @@
 """Streaming input for ``annotate``: text files (one text per line, or per file), JSONL (a text
 field, other fields carried through) or stdin, read one line at a time (constant memory).
 
-A bad line (not UTF-8, invalid JSON, no text field) is reported with its file and line and
-skipped (``on_error="skip"``) or stops the run (``"fail"``). Records are numbered in input order
+A UTF-8 byte order mark at the start of a file is dropped. A bad line (not UTF-8, invalid JSON,
+JSON nested too deeply or with a number too long to read, no text field) is reported with its
+file and line and skipped (``on_error="skip"``) or stops the run (``"fail"``). Records are numbered in input order
 (bad lines excluded): the number decides the output shard, so a re-run over the same input
 finds the same shards.
 """
@@ -19,6 +20,7 @@ FORMATS = ("auto", "text", "jsonl")
 ON_ERROR = ("skip", "fail")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 STDIN_NAME = "-"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark
 
 
 class BadInputError(ValueError):
@@ -75,10 +77,12 @@ def _binary(name: str):
 
 
 def _lines(name: str) -> Iterator[tuple]:
-    """(line number, raw bytes without the newline) of a file, streamed."""
+    """(line number, raw bytes without the newline) of a file, streamed (a leading BOM dropped)."""
     handle = _binary(name)
     try:
         for number, raw in enumerate(handle, 1):
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
             yield number, raw.rstrip(b"\r\n")
     finally:
         if name != STDIN_NAME:
@@ -113,6 +117,8 @@ def read_records(
             handle = _binary(name)
             try:
                 data = handle.read()
+                if data.startswith(BOM):
+                    data = data[len(BOM):]
             finally:
                 if name != STDIN_NAME:
                     handle.close()
@@ -154,6 +160,10 @@ def _parse(raw: bytes, where: str, kind: str, text_field: str):
         value = json.loads(line)
     except json.JSONDecodeError as err:
         raise BadInputError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:
+        raise BadInputError(f"{where}: JSON nested too deeply to read") from None
+    except (ValueError, MemoryError) as err:  # e.g. an integer of over 4,300 digits
+        raise BadInputError(f"{where}: JSON that cannot be read ({err})") from None
     if not isinstance(value, dict):
         raise BadInputError(f"{where}: a JSONL record must be an object with a {text_field!r} field, got {type(value).__name__}")
     text = value.get(text_field)

@@ -2,9 +2,7 @@
 of our pipes, or a LUKE checkpoint (folder or hub id), which gets a sentencizer and luke_ner."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional
 
 
 def pipeline_kind(name: str) -> str:
@@ -32,11 +30,3 @@ def load_pipeline(name: str, *, lang: str = "en"):
     nlp.add_pipe("luke_ner", config={"pretrained": name})
     return nlp
 
-
-def describe(name: str) -> Optional[dict]:
-    """What the manifest records about the pipeline (its meta for a saved one)."""
-    meta = Path(name) / "meta.json"
-    if meta.is_file():
-        data = json.loads(meta.read_text(encoding="utf8"))
-        return {k: data.get(k) for k in ("lang", "name", "version", "pipeline")}
-    return None

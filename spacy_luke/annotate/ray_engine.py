@@ -42,7 +42,7 @@ from .device import DevicePlan
 from .inputs import InputRecord
 from .local import batched
 from .pipeline import pipeline_kind
-from .shards import ShardedOutput
+from .shards import RunStoppedError, ShardedOutput
 
 #: Batches submitted per actor before the driver waits for the oldest result.
 IN_FLIGHT = 2
@@ -198,7 +198,8 @@ def _run(ray, actors, batches, output: ShardedOutput, docbin: bool, progress) ->
 
 def _get(ray, refs):
     """``ray.get``; an exception raised in an actor is re-raised as itself (Ray's wrapper, with
-    the actor's traceback, as its ``__cause__``)."""
+    the actor's traceback, as its ``__cause__``); a lost actor or node is an expected fault that a
+    re-run resumes from."""
     try:
         return ray.get(refs)
     except ray.exceptions.RayTaskError as err:
@@ -206,6 +207,12 @@ def _get(ray, refs):
         if isinstance(cause, Exception):
             raise cause from err
         raise
+    except (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunStoppedError(
+            f"a Ray actor or node was lost ({type(err).__name__}: {first}): run the same command again to resume "
+            "(the records written so far are kept)"
+        ) from err
 
 
 def _connect(ray, address: Optional[str], cpus_needed: float, gpus_needed: float) -> bool:

@@ -5,9 +5,14 @@ types}], "relations": [{head, tail, label, score}], ...input fields}``. Characte
 ``score`` is luke_ner's (None from other recognizers), ``kb_scores`` the linker's
 [(kb_id, probability)], ``types`` the typer's {type: probability} (each None when that pipe
 did not run).
+
+The JSON is strict (RFC 8259): a number that is not finite (a NaN score, or an input field such
+as ``1e999``, which Python reads as infinity) is written as ``null``.
 """
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Dict, List, Optional
 
 from spacy.tokens import Doc, Span
@@ -54,3 +59,21 @@ def doc_record(doc: Doc, source: str, line: int, fields: Optional[Dict[str, Any]
         {"source": source, "line": line, "text": doc.text, "entities": entity_records(doc), "relations": relation_records(doc)}
     )
     return record
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_line(record: Dict[str, Any]) -> str:
+    """``record`` as one line of strict JSON (non-finite numbers as null), newline included."""
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError:  # a NaN or infinity somewhere: the rare slow path
+        return json.dumps(_finite(record), ensure_ascii=False, allow_nan=False) + "\n"

@@ -9,6 +9,7 @@ The command line (``python -m spacy_luke annotate``) calls this with its flags.
 """
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from typing import Callable, List, Optional, Sequence
 
 from .device import apply_device, plan_device, plan_for_this_machine
 from .inputs import check_inputs, read_records
+from .job import job_identity
 from .local import annotate_local, unfinished
-from .pipeline import describe, load_pipeline
-from .shards import ShardedOutput
+from .pipeline import load_pipeline
+from .shards import RunStoppedError, ShardedOutput
 
 ENGINES = ("local", "ray")
 
@@ -31,10 +33,16 @@ class AnnotateSummary:
     words: int
     device: str
     settings: List[str] = field(default_factory=list)
+    resumed: int = 0  # records already in the output from earlier runs of the job
+    already_complete: bool = False  # a finished job: this run had nothing to do
 
     @property
     def words_per_second(self) -> float:
         return self.words / self.seconds if self.seconds else 0.0
+
+
+class EmptyInputError(ValueError):
+    """The input holds no text to annotate."""
 
 
 def annotate(
@@ -62,13 +70,21 @@ def annotate(
     ray_num_gpus: Optional[float] = None,
     progress: bool = True,
     report: Optional[Callable[[str], None]] = None,
+    inform: Optional[Callable[[str], None]] = None,
 ) -> AnnotateSummary:
-    """Annotate ``inputs`` with ``pipeline`` into the folder ``output`` (see the README, "annotate")."""
+    """Annotate ``inputs`` with ``pipeline`` into the folder ``output`` (see the README, "annotate").
+
+    report: called with each warning (a bad line, a device note); default: printed to stderr.
+    inform: called with what the run finds in ``output`` (resuming a job, a job already
+        complete); default: nothing (the summary says it too).
+    Raises EmptyInputError when the input holds no text (empty, blank lines only, every line bad).
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: choose one of {ENGINES}")
     if n_process > 1 and gpu_id is not None:
         raise ValueError("--n-process > 1 with --gpu-id would load one model copy per process on the GPU: use one process, or --engine ray")
     report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
+    inform = inform or (lambda message: None)
     check_inputs(inputs)
     if engine == "ray" and gpu_id is not None:
         # The GPUs are the actors' (Ray gives each its own as cuda:0), not the driver's: they check.
@@ -77,15 +93,17 @@ def annotate(
         plan = plan_for_this_machine(gpu_id, precision, max_batch_cost)
     for note in plan.notes:
         report(note)
-    job = {
-        "pipeline": str(pipeline),
-        "pipeline_meta": describe(str(pipeline)),
-        "inputs": [str(name) for name in inputs] or ["-"],
-        "input_format": input_format,
-        "whole_file": whole_file,
-        "text_field": text_field,
-    }
+    job = job_identity(
+        str(pipeline), [str(name) for name in inputs], input_format=input_format, whole_file=whole_file,
+        text_field=text_field, lang=lang, precision=plan.precision,
+    )
     out = ShardedOutput(output, job=job, shard_size=shard_size, fmt=output_format, overwrite=overwrite)
+    if out.already_complete:
+        out.abandon()
+        inform(f"{output} holds this job's output, complete: {out.records_before} records; nothing to do")
+        return AnnotateSummary(0, 0, 0.0, 0, plan.device, resumed=out.records_before, already_complete=True)
+    if out.resuming:
+        inform(f"resuming the job in {output}: the records already written there are skipped")
     bad = []
 
     def report_bad(message: str) -> None:
@@ -119,12 +137,23 @@ def annotate(
                 str(pipeline), records, out, plan=plan, lang=lang, batch_size=batch_size, address=ray_address,
                 concurrency=ray_concurrency, num_cpus=ray_num_cpus, num_gpus=ray_num_gpus, progress=count,
             )
-        complete = True
+        complete = out.seen > 0
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise RunStoppedError(
+            f"{output}: no space left on device: free some space, then run the same command again to resume "
+            "(the records written so far are kept)"
+        ) from None
     finally:
         out.finish(complete=complete)
         if bar is not None:
             bar.close()
-    return AnnotateSummary(written, len(bad), time.perf_counter() - start, words[0], plan.device, settings)
+    if out.seen == 0:
+        names = ", ".join("<stdin>" if name == "-" else str(name) for name in inputs or ["-"])
+        why = f"all {len(bad)} non-blank lines were bad" if bad else "the input is empty or only blank lines"
+        raise EmptyInputError(f"no texts in {names}: {why}")
+    return AnnotateSummary(written, len(bad), time.perf_counter() - start, words[0], plan.device, settings, resumed=out.resumed)
 
 
 def _progress_bar(enabled: bool):
