@@ -194,8 +194,8 @@ def test_int8_off_the_cpu_falls_back_to_float32():
 def test_pipe_precision_setting_and_cost_buckets(tmp_path):
     import spacy
 
-    from spacy_luke.pipeline.base import PRECISIONS as PIPE_PRECISIONS
-    from spacy_luke.bucketing import bucket_by_cost
+    from spacy_luke.pipeline._shared.base import PRECISIONS as PIPE_PRECISIONS
+    from spacy_luke.layers.bucketing import bucket_by_cost
 
     assert PIPE_PRECISIONS == PRECISIONS
     nlp = spacy.blank("en")
@@ -364,16 +364,17 @@ def test_workspace_only_for_cpu_inference_without_autocast():
         Workspace(hidden, chunk=0)
 
 
-def _int8_linear(weight, bias=None, ratio=None):
-    from spacy_luke.model import precision
-
+def _int8_linear(weight, bias=None, ratio=None, per_token=True):
+    """An nn.Linear and its int8 layer (per token, the default, or per call); ``ratio``: that
+    scheme's outlier ratio (0: no outliers in float32)."""
     linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
     with torch.no_grad():
         linear.weight.copy_(weight)
         linear.bias.copy_(torch.zeros(weight.shape[0]) if bias is None else bias)
     view = quantize_linears(torch.nn.Sequential(linear))[0]
+    view.per_token = per_token
     if ratio is not None:
-        view.outlier_ratio = ratio
+        setattr(view, "row_outlier_ratio" if per_token else "outlier_ratio", ratio)
     return linear, view
 
 
@@ -383,51 +384,60 @@ def test_int8_linear_weights_in_7_bits_and_no_int16_saturation():
 
     gen = torch.Generator().manual_seed(0)
     weight = torch.rand(64, 768, generator=gen) * 0.02 + 0.01  # all large and positive
-    linear, view = _int8_linear(weight)
-    assert type(view).__name__ == "Int8Linear"
-    ints = view.weight_ints
-    assert ints.dtype == torch.int8  # plain integers, no deprecated quantized dtype
-    assert ints.min() >= WEIGHT_QUANT_RANGE[0] and ints.max() <= WEIGHT_QUANT_RANGE[1]
-    assert ints.max() == WEIGHT_QUANT_RANGE[1]  # the range is used
     x = torch.rand(32, 768, generator=gen) * 0.1 + 0.9  # every activation near the top of the range
     x[0, 0] = -1.0
-    with torch.no_grad():
-        expected, got = linear(x), view(x)
-    # A saturating kernel (8-bit activations x 8-bit weights) is off by ~50% here.
-    assert (got - expected).abs().max() < 0.01 * expected.abs().mean()
+    for per_token in (True, False):
+        linear, view = _int8_linear(weight, per_token=per_token)
+        assert type(view).__name__ == "Int8Linear"
+        ints = view.weight_ints
+        assert ints.dtype == torch.int8  # plain integers, no deprecated quantized dtype
+        assert ints.min() >= WEIGHT_QUANT_RANGE[0] and ints.max() <= WEIGHT_QUANT_RANGE[1]
+        assert ints.max() == WEIGHT_QUANT_RANGE[1]  # the range is used
+        with torch.no_grad():
+            expected, got = linear(x), view(x)
+        # A saturating kernel (8-bit activations x 8-bit weights) is off by ~50% here.
+        assert (got - expected).abs().max() < 0.01 * expected.abs().mean()
 
 
-def test_int8_linear_outlier_channels_in_float():
+@pytest.mark.parametrize("per_token,ratio", [(True, 8.0), (False, 5.0)])
+def test_int8_linear_outlier_channels_in_float(per_token, ratio):
     gen = torch.Generator().manual_seed(1)
     weight = torch.randn(96, 256, generator=gen) * 0.05
     x = torch.randn(40, 256, generator=gen)
     x[:, 17] *= 60.0  # one outlier channel, as LayerNorm outlier dimensions give
     x[:, 200] *= 40.0
     errors = {}
-    for ratio in (0.0, 5.0):
-        linear, view = _int8_linear(weight, ratio=ratio)
+    for r in (0.0, ratio):
+        linear, view = _int8_linear(weight, ratio=r, per_token=per_token)
         with torch.no_grad():
             expected = linear(x)
             got = view(x)
             batched = view(x.view(4, 10, 256))
-        errors[ratio] = (got - expected).abs().max().item()
+        errors[r] = (got - expected).abs().max().item()
         assert torch.allclose(batched.reshape(40, 96), got, atol=1e-6)
-    assert errors[5.0] < 0.2 * errors[0.0]
-    # No outliers: the plain int8 product (one scale over a flat range).
-    linear, view = _int8_linear(weight)
+    assert errors[ratio] < 0.2 * errors[0.0]
+    # No outliers: the plain int8 product (one grid per row, or one over the whole call).
+    linear, view = _int8_linear(weight, per_token=per_token)
     y = torch.randn(40, 256, generator=gen)
     with torch.no_grad():
         assert torch.allclose(view(y), _int8_reference(view, y), atol=1e-4)
         assert view(torch.zeros(0, 256)).shape == (0, 96)
         sparse = torch.zeros(40, 256)
-        sparse[:, :100] = torch.randn(40, 100, generator=gen)  # median peak 0: no "outliers"
+        sparse[:, :100] = torch.randn(40, 100, generator=gen)  # median peak 0: no "outliers" per call
         assert torch.allclose(view(sparse), _int8_reference(view, sparse), atol=1e-4)
         assert torch.equal(view(torch.zeros(3, 256)), view.bias.expand(3, 96))  # all-zero input: the bias
 
 
 def _int8_reference(view, x):
-    """The int8 scheme written out in float64: x on one asymmetric 8-bit grid (scale and zero point
-    from its range, widened to 0), weights per output channel."""
+    """The int8 scheme written out in float64: x on asymmetric 8-bit grids (scale and zero point
+    from the range, widened to 0: of each row when ``view.per_token``, else of the whole call),
+    weights per output channel."""
+    if view.per_token:
+        return torch.cat([_one_grid(view, row[None]) if row.any() else view.bias[None] for row in x])
+    return _one_grid(view, x)
+
+
+def _one_grid(view, x):
     low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
     scale = (high - low) / 255.0
     zero_point = round(-low / scale)
@@ -437,11 +447,12 @@ def _int8_reference(view, x):
     return (x_ints * scale @ weights.t() + view.bias.double()).float()
 
 
-def test_int8_one_sided_inputs_keep_all_8_bits():
+@pytest.mark.parametrize("per_token", [True, False])
+def test_int8_one_sided_inputs_keep_all_8_bits(per_token):
     """GELU's output (about -0.17 .. max): the asymmetric grid spends its 256 levels on that range."""
     gen = torch.Generator().manual_seed(3)
     weight = torch.randn(64, 256, generator=gen) * 0.05
-    linear, view = _int8_linear(weight, ratio=0.0)
+    linear, view = _int8_linear(weight, ratio=0.0, per_token=per_token)
     x = torch.nn.functional.gelu(torch.randn(50, 256, generator=gen) * 2)
     from spacy_luke.model.int8 import activation_qparams
 
@@ -517,23 +528,21 @@ def test_float32_onednn_view_shares_the_weights_and_matches(shared_model):
     model.float()
 
 
-def test_int8_per_token_activations(monkeypatch):
-    """Per-token activation grids: each row on its own asymmetric 8-bit grid; rows of very
-    different sizes (word vs entity tokens) each keep their precision."""
-    from spacy_luke.model.int8 import Int8Linear
-
+def test_int8_per_token_activations():
+    """Per-token activation grids (the default): each row on its own asymmetric 8-bit grid; rows of
+    very different sizes (word vs entity tokens) each keep their precision."""
     gen = torch.Generator().manual_seed(4)
     weight = torch.randn(48, 128, generator=gen) * 0.05
     linear, view = _int8_linear(weight, bias=torch.randn(48, generator=gen), ratio=0.0)
     x = torch.randn(30, 128, generator=gen) * torch.logspace(-2, 1, 30)[:, None]  # row sizes 0.01 .. 10
     x[3] = 0.0  # an all-zero row: exactly the bias
-    monkeypatch.setattr(Int8Linear, "per_token", True)
+    assert view.per_token
     with torch.no_grad():
         got = view(x)
-        expected = torch.cat([_int8_reference(view, row[None]) if row.any() else view.bias[None] for row in x])
+        expected = _int8_reference(view, x)
         assert torch.allclose(got, expected, atol=1e-4)  # each row as if alone: its own grid
         assert torch.equal(got[3], view.bias)
-        monkeypatch.setattr(Int8Linear, "per_token", False)
+        view.per_token = False
         per_call = view(x)
         exact = linear(x)
     small = slice(0, 10)  # the small rows lose most of their precision on one per-call grid

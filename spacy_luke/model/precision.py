@@ -22,7 +22,8 @@ here.
   *slower* than float32: a warning says so.
 - ``"int8"``: CPU only (float32 elsewhere, with a warning). Every ``nn.Linear`` of the encoder is
   replaced by a dynamically quantized one on oneDNN's int8 kernels (7-bit weights per output
-  channel, 8-bit activations quantized per call; :mod:`.int8`); the heads' output layers stay
+  channel, 8-bit activations quantized per token, so that int8 adds no dependence on the other
+  docs of a batch; :mod:`.int8`); the heads' output layers stay
   float32 (``linear_views.KEEP_FLOAT``). This happens in an inference view that shares every other module
   (embeddings, LayerNorms) with the float model, so the float weights stay trainable and
   saveable. :func:`~.int8.quantize_linears` builds it. A PyTorch build without those kernels
