@@ -7,25 +7,28 @@
 - :class:`DocEncoder`: encodes spaCy-style token sequences (token strings + whitespace flags)
   with a per-token piece cache, and builds span-classification inputs from token offsets.
 - :class:`EntityVocab` / :func:`load_entity_vocab`: entity titles to ids, special entities by name.
+
+Three subsystems, each importing only the ones below it (``tests/test_layering.py`` checks it):
+
+- :mod:`.subwords` (the bottom): word-piece models (byte-level BPE, sentencepiece,
+  ``tokenizer.json``), added tokens, the tokenizer files;
+- :mod:`.hf_tokenizers`: the transformers-compatible tokenizers, over the subword models;
+- :mod:`.doc_inputs`: the Doc encoder, over a tokenizer of :mod:`.hf_tokenizers`.
 """
-from .bpe import ByteLevelBPE
-from .doc_encoder import DocEncoder
-from .encoding import LukeEncoding
-from .entity_tokenizer import EntityAwareTokenizer
-from .entity_vocab import EntityVocab, load_entity_vocab
-from .luke_tokenizer import (
+from .doc_inputs import DocEncoder, SpanPass, TokenPieces
+from .hf_tokenizers import (
+    TASKS,
+    EntityAwareTokenizer,
+    EntityVocab,
+    LukeEncoding,
     LukeTokenizer,
     MLukeTokenizer,
     TokenizerJsonLukeTokenizer,
+    load_entity_vocab,
     load_tokenizer,
     tokenizer_class_for,
 )
-from .padded_batches import SpanPass
-from .sentencepiece_bpe import SentencePieceBPE
-from .task_examples import TASKS
-from .token_pieces import TokenPieces
-from .tokenizer_json import TokenizerJsonPieces
-from .word_pieces import WordPieceModel
+from .subwords import ByteLevelBPE, SentencePieceBPE, TokenizerJsonPieces, WordPieceModel
 
 __all__ = [
     "ByteLevelBPE",

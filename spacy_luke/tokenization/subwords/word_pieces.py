@@ -2,7 +2,7 @@
 
 A word-piece model turns plain text (no added tokens, no ``<s>``/``</s>``) into piece ids,
 optionally with character offsets. Added tokens, special tokens and entities are handled
-one layer up, in :mod:`spacy_luke.tokenization.entity_tokenizer`.
+one layer up, in :mod:`spacy_luke.tokenization.hf_tokenizers.entity_tokenizer`.
 """
 from __future__ import annotations
 

@@ -9,12 +9,10 @@ with a task they are [MASK] / [MASK2], and the classification tasks put ``<ent>`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Protocol, Sequence, Tuple, Union
 
+from .entity_vocab import EntityVocab
 from .markers import insert_entity_markers, marked_entity_spans
-
-if TYPE_CHECKING:
-    from .entity_tokenizer import EntityAwareTokenizer
 
 ENTITY_CLASSIFICATION = "entity_classification"
 ENTITY_PAIR_CLASSIFICATION = "entity_pair_classification"
@@ -23,6 +21,27 @@ TASKS = (None, ENTITY_CLASSIFICATION, ENTITY_PAIR_CLASSIFICATION, ENTITY_SPAN_CL
 
 Span = Tuple[int, int]
 SpanInput = Sequence[Union[Tuple[int, int], Sequence[int]]]
+
+
+class ExampleTokenizer(Protocol):
+    """What :func:`make_example` reads of its tokenizer.
+
+    That is an :class:`~spacy_luke.tokenization.hf_tokenizers.entity_tokenizer.EntityAwareTokenizer`,
+    whose module imports this one: naming the protocol instead of the class keeps the import one way.
+    """
+
+    task: Optional[str]
+    entity_vocab: EntityVocab
+    entity_mask_token_id: int
+    entity_mask2_token_id: int
+    entity_token_1_id: int
+    entity_token_2_id: int
+
+    def encode_text(self, text: str, add_prefix_space: Optional[bool] = None) -> List[int]:
+        ...
+
+    def encode_with_spans(self, text: str, spans: List[Span], add_prefix_space: bool) -> Tuple[List[int], List[Span]]:
+        ...
 
 
 @dataclass
@@ -69,7 +88,7 @@ def check_spans(spans: Any, text: str, name: str) -> List[Span]:
 
 
 def entity_ids_for(
-    tokenizer: "EntityAwareTokenizer", entities: Any, spans: List[Span], name: str, spans_name: str
+    tokenizer: ExampleTokenizer, entities: Any, spans: List[Span], name: str, spans_name: str
 ) -> List[int]:
     """The entity ids of the titles ``entities`` (one per span), or [MASK] for every span when None."""
     if entities is None:
@@ -88,7 +107,7 @@ def entity_ids_for(
 
 
 def make_example(
-    tokenizer: "EntityAwareTokenizer",
+    tokenizer: ExampleTokenizer,
     text: str,
     text_pair: Optional[str],
     entity_spans: Any,

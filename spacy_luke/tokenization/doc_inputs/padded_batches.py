@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Dict, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .encoding import LukeEncoding, to_tensors
+from ..hf_tokenizers.encoding import LukeEncoding, to_tensors
 from .token_pieces import TokenPieces
 from .window_inputs import check_window_length, first_bad_span, span_mentions
 
 if TYPE_CHECKING:
-    from .entity_tokenizer import EntityAwareTokenizer
+    from ..hf_tokenizers.entity_tokenizer import EntityAwareTokenizer
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def pad_window_inputs(
         raise ValueError("pad() needs at least one example.")
     tok = tokenizer
     word_len = max(len(x["input_ids"]) for x in batch)
-    entity_len = max(len(x["entity_ids"]) for x in batch)
+    entity_len = max((len(x["entity_ids"]) for x in batch if "entity_ids" in x), default=0)  # 0: words only
     if pad_to_multiple_of:
         word_len = -(-word_len // pad_to_multiple_of) * pad_to_multiple_of
         entity_len = -(-entity_len // pad_to_multiple_of) * pad_to_multiple_of

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .markers import insert_entity_markers, marked_entity_spans
+from ..hf_tokenizers.markers import insert_entity_markers, marked_entity_spans
 from .token_pieces import TokenPieces
 
 if TYPE_CHECKING:
-    from .entity_tokenizer import EntityAwareTokenizer
+    from ..hf_tokenizers.entity_tokenizer import EntityAwareTokenizer
 
 TokenSpans = Union[np.ndarray, Sequence[Tuple[int, int]]]
 

@@ -1,6 +1,6 @@
 """transformers' tokenizer call: batching, special tokens, truncation, padding, tensors.
 
-:class:`TransformersCallMixin` gives :class:`~spacy_luke.tokenization.entity_tokenizer.EntityAwareTokenizer`
+:class:`TransformersCallMixin` gives :class:`~.entity_tokenizer.EntityAwareTokenizer`
 its ``__call__``, with the keys, values and settings of transformers' LUKE tokenizers: each text
 becomes a :class:`~.task_examples.TaskExample` (:func:`~.task_examples.make_example`), then gets
 its special tokens, truncation and entity position ids (:meth:`~TransformersCallMixin._prepare`),

@@ -6,26 +6,27 @@
 - :func:`load_tokenizer`: the tokenizer of any LUKE folder or hub repo, of the class its files call for.
 
 What they share (settings, special tokens, entities, the transformers-compatible call) is
-:class:`~spacy_luke.tokenization.entity_tokenizer.EntityAwareTokenizer`.
+:class:`~spacy_luke.tokenization.hf_tokenizers.entity_tokenizer.EntityAwareTokenizer`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .bpe import ByteLevelBPE
+from ..subwords.byte_level_bpe import ByteLevelBPE
+from ..subwords.files import require_file, resolve_tokenizer_folder
+from ..subwords.sentencepiece_bpe import SentencePieceBPE
+from ..subwords.word_pieces import WordPieceModel
 from .encoding import LukeEncoding
 from .entity_tokenizer import EntityAwareTokenizer
 from .entity_vocab import EntityVocab
-from .files import require_file, resolve_tokenizer_folder
-from .sentencepiece_bpe import SentencePieceBPE
-from .word_pieces import WordPieceModel
+
 
 class LukeTokenizer(EntityAwareTokenizer):
     """LUKE tokenizer: byte-level BPE word pieces (``vocab.json`` + ``merges.txt``) and entities.
 
     Build it with :meth:`from_pretrained`; calling it gives what transformers'
-    ``LukeTokenizer`` gives with the same settings (see :mod:`~spacy_luke.tokenization.entity_tokenizer`
+    ``LukeTokenizer`` gives with the same settings (see :mod:`~spacy_luke.tokenization.hf_tokenizers.entity_tokenizer`
     for the few deliberate differences).
     """
 
@@ -89,7 +90,7 @@ class TokenizerJsonLukeTokenizer(EntityAwareTokenizer):
 
     @classmethod
     def _load_word_pieces(cls, folder: Path, add_prefix_space: bool) -> WordPieceModel:
-        from .tokenizer_json import TokenizerJsonPieces
+        from ..subwords.tokenizer_json import TokenizerJsonPieces
 
         return TokenizerJsonPieces(require_file(folder, ["tokenizer.json"], "word tokenizer (tokenizer.json)"))
 

@@ -23,12 +23,12 @@ import itertools
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .added_tokens import SPECIAL_TOKEN_KEYS, AddedToken, AddedTokenSplitter, strip_flags, token_content
+from ..subwords.added_tokens import SPECIAL_TOKEN_KEYS, AddedToken, AddedTokenSplitter, strip_flags, token_content
+from ..subwords.files import read_tokenizer_settings, require_file, resolve_tokenizer_folder
+from ..subwords.word_pieces import WordPieceModel
 from .entity_vocab import ENTITY_VOCAB_FILES, MASK, MASK2, PAD, UNK, EntityVocab, load_entity_vocab
-from .files import read_tokenizer_settings, require_file, resolve_tokenizer_folder
 from .task_examples import ENTITY_CLASSIFICATION, ENTITY_PAIR_CLASSIFICATION, TASKS, Span
 from .transformers_call import TransformersCallMixin
-from .word_pieces import WordPieceModel
 
 # the keyword settings of the tokenizers (``from_pretrained`` rejects any other name)
 _SETTINGS = (

@@ -12,7 +12,7 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tup
 
 from .added_tokens import DEFAULT_SPECIAL_TOKENS, SPECIAL_TOKEN_KEYS, token_content
 
-from ..checkpoint_files import TOKENIZER_FILES
+from ...sources.files import TOKENIZER_FILES
 
 
 def resolve_tokenizer_folder(
@@ -29,7 +29,7 @@ def resolve_tokenizer_folder(
         OSError: the repo cannot be had (offline and not cached, unknown repo, no network);
             the message names the repo id and the fix.
     """
-    from ..hub import resolve_folder
+    from ...sources.hub import resolve_folder
 
     return resolve_folder(
         name_or_path,

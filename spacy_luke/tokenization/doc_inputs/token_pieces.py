@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Sequence, Tuple, Union
 import numpy as np
 
 if TYPE_CHECKING:
-    from .entity_tokenizer import EntityAwareTokenizer
+    from ..hf_tokenizers.entity_tokenizer import EntityAwareTokenizer
 
 PieceKey = Tuple[str, bool]
 

@@ -12,7 +12,7 @@ from typing import Dict, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .encoding import LukeEncoding
+from ..hf_tokenizers.encoding import LukeEncoding
 from .padded_batches import SpanPass, pad_window_inputs, padded_span_batches
 from .token_pieces import TokenPieceEncoder, TokenPieces
 from .window_inputs import TokenSpans, marker_inputs_from_pieces, span_inputs_from_pieces
