@@ -17,8 +17,9 @@ from spacy.vocab import Vocab
 from linker_fixtures import linker_checkpoint, linker_root, mluke_linker_checkpoint  # noqa: F401
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke import cli
-from spacy_luke.entity_vocab import load_entity_vocab
-from spacy_luke.kb_tools import build_kb, build_kb_with_report
+from spacy_luke.cli import ner as ner_command
+from spacy_luke.sources.entity_vocab import load_entity_vocab
+from spacy_luke.pipeline._linker.kb_builder import build_kb, build_kb_with_report
 from test_cli_errors import fails
 
 EMBEDDINGS = "luke.entity_embeddings.entity_embeddings.weight"
@@ -146,14 +147,14 @@ def test_ner_output_of_linked_entities(monkeypatch, tmp_path):
     """kb_id / kb_scores in JSONL and Wikipedia links in the displaCy page, with a stand-in pipeline."""
     if not Span.has_extension("luke_kb_scores"):  # what the entity linker registers
         Span.set_extension("luke_kb_scores", default=None)
-    from spacy_luke.pipeline import extensions  # noqa: F401  (Span._.luke_score)
+    from spacy_luke.pipeline._shared import extensions  # noqa: F401  (Span._.luke_score)
 
     def pipeline(*args, **kwargs):
         nlp = spacy.blank("en")
         nlp.add_pipe("_test_linked_ents")
         return nlp
 
-    monkeypatch.setattr(cli, "build_ner_pipeline", pipeline)
+    monkeypatch.setattr(ner_command, "build_ner_pipeline", pipeline)
     (tmp_path / "in.txt").write_text("Paris and Lyon\n", encoding="utf8")
     assert cli.main(["ner", "--pretrained", "x", "-o", str(tmp_path / "out.jsonl"), str(tmp_path / "in.txt")]) == 0
     record = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf8"))

@@ -1,4 +1,4 @@
-"""The command line: `python -m spacy_luke ner|convert-conll|convert-encoder`."""
+"""The command line: `python -m spacy_luke ner|convert-conll|convert-encoder`, and what `--help` imports."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from pipeline_fixtures import mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
-from spacy_luke.cli import build_ner_pipeline
+from spacy_luke.cli.ner import build_ner_pipeline
 from test_ner import PARITY_TEXTS, reference_entities
 
 pytestmark = pytest.mark.heavy  # every test here starts `python -m spacy_luke`
@@ -18,6 +18,21 @@ pytestmark = pytest.mark.heavy  # every test here starts `python -m spacy_luke`
 
 def run(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "spacy_luke", *map(str, args)], input=stdin, capture_output=True, text=True)
+
+
+HEAVY = ("spacy", "thinc", "torch", "numpy", "tqdm", "huggingface_hub", "onnx", "onnxruntime", "transformers")
+
+
+@pytest.mark.parametrize("command", [[], ["ner"], ["export-onnx"], ["train-pruner"]], ids=lambda c: " ".join(c) or "top")
+def test_help_imports_nothing_heavy(command):
+    """`--help` builds every command's parser (about 0.05 s) with none of spaCy, torch, tqdm or the
+    export's runtime imported: a command imports those when it runs."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "spacy_luke", *command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "spacy_luke.cli" in imported  # the import log was read
+    heavy = sorted(name for name in imported if name.split(".")[0] in HEAVY or name == "spacy_luke.export.onnx")
+    assert not heavy, heavy
 
 
 def test_ner_jsonl_from_files_and_stdin(ner_checkpoint, tmp_path):

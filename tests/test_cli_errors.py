@@ -14,6 +14,7 @@ import pytest
 
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke import cli
+from spacy_luke.cli import ner as ner_command
 
 
 def one_line_error(stderr: str, *expected: str) -> str:
@@ -143,5 +144,5 @@ def test_usage_debug_and_unexpected_errors(capsys, monkeypatch, tmp_path):
     def broken(inputs, by_line):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(cli, "_read_texts", broken)
+    monkeypatch.setattr(ner_command, "read_texts", broken)
     assert "unexpected KeyError" in fails(capsys, "ner", "--pretrained", "x", "-")

@@ -53,7 +53,7 @@ def tag_column(path: Path) -> int:
 
 
 def _two_columns(path: Path, column: int, folder: Path) -> Path:
-    """A copy of ``path`` with only ``token TAG`` (and -DOCSTART-) lines, for spacy_luke.conll."""
+    """A copy of ``path`` with only ``token TAG`` (and -DOCSTART-) lines, for spacy_luke.corpora.conll."""
     out = folder / path.name
     with path.open(encoding="utf8") as src, out.open("w", encoding="utf8") as dst:
         for lineno, line in enumerate(src, 1):
@@ -81,7 +81,7 @@ def check_folder(conll_dir: Path) -> None:
 
 
 def convert(conll_dir: Path, output_dir: Path, *, n_sents: int = 1, train_limit: int = 0, test_limit: int = 0) -> None:
-    from spacy_luke.conll import convert_conll
+    from spacy_luke.corpora.conll import convert_conll
 
     check_folder(conll_dir)
     limits = {"train_limit": train_limit, "test_limit": test_limit}

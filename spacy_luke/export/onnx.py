@@ -1,7 +1,7 @@
 """Export a LUKE head to ONNX: one self-contained folder that ONNX Runtime runs.
 
 The exported graph takes the spaCy pipes' padded batches (the int64 arrays the thinc layers
-receive, see :mod:`spacy_luke.layers.architectures`) and returns the one output the pipe reads:
+receive, see :mod:`spacy_luke.layers.head_layer`) and returns the one output the pipe reads:
 
 ==================================  ============  ==========================================
 head (pipe)                         output        inputs
@@ -64,6 +64,8 @@ from .graph import (  # noqa: F401 (the names of the export, in one place)
     sample_inputs,
     spec_record,
 )
+from ..sources.files import PIPE_MODEL_DIR
+from ..sources.names import LUKE_PIPE_FOLDER, SAVED_PIPELINE, what_is
 from . import DEFAULT_OPSET
 
 
@@ -84,20 +86,18 @@ class ExportReport:
 
 def _luke_pipe_folders(pipeline: Path) -> Dict[str, Path]:
     """The saved LUKE pipes of a spaCy pipeline folder: pipe name -> its ``luke/`` checkpoint folder."""
-    from ..pipeline.base import MODEL_DIR
-
-    return {d.name: d / MODEL_DIR for d in sorted(pipeline.iterdir()) if (d / MODEL_DIR / "config.json").is_file()}
+    return {d.name: d / PIPE_MODEL_DIR for d in sorted(pipeline.iterdir()) if what_is(d).kind == LUKE_PIPE_FOLDER}
 
 
 def resolve_source(source: Union[str, Path], pipe: Optional[str] = None) -> Path:
     """The LUKE checkpoint folder to export: ``source`` itself (a local LUKE folder or a hub id),
     the ``luke/`` folder of a saved LUKE pipe, or that of pipe ``pipe`` of a saved spaCy pipeline."""
     from ..model.checkpoint import CheckpointError
-    from ..pipeline.base import MODEL_DIR
-    from ..pipeline.loaders import LukeCheckpoint
+    from ..convert.checkpoints import LukeCheckpoint
 
-    path = Path(str(source)).expanduser()
-    if path.is_dir() and (path / "config.cfg").is_file():
+    found = what_is(source)
+    path = found.path
+    if found.kind == SAVED_PIPELINE:
         folders = _luke_pipe_folders(path)
         if pipe is not None:
             if pipe not in folders:
@@ -106,13 +106,13 @@ def resolve_source(source: Union[str, Path], pipe: Optional[str] = None) -> Path
             return folders[pipe]
         if len(folders) != 1:
             if not folders:
-                raise OnnxExportError(f"{path} is a spaCy pipeline without saved LUKE pipes (no <pipe>/{MODEL_DIR}/config.json).")
+                raise OnnxExportError(f"{path} is a spaCy pipeline without saved LUKE pipes (no <pipe>/{PIPE_MODEL_DIR}/config.json).")
             raise OnnxExportError(f"{path} has several LUKE pipes ({', '.join(folders)}): name the one to export with pipe=NAME (--pipe).")
         return next(iter(folders.values()))
     if pipe is not None:
         raise OnnxExportError(f"pipe={pipe!r} names a pipe of a spaCy pipeline, but {source} is not one (no config.cfg).")
-    if path.is_dir() and (path / MODEL_DIR / "config.json").is_file() and not (path / "config.json").is_file():
-        return path / MODEL_DIR  # one saved pipe's folder
+    if found.kind == LUKE_PIPE_FOLDER:
+        return path / PIPE_MODEL_DIR  # one saved pipe's folder
     try:
         return LukeCheckpoint(str(source)).resolve()
     except (OSError, CheckpointError) as err:

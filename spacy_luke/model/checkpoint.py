@@ -66,13 +66,15 @@ def resolve_checkpoint(
     From the hub, the config, tokenizer files and safetensors weights are fetched; the
     ``pytorch_model.bin`` weights only when the repo has no safetensors.
     """
-    from ..checkpoint_files import TOKENIZER_FILES
-    from ..hub import resolve_folder
+    from ..sources.files import TOKENIZER_FILES
+    from ..sources.hub import resolve_folder
+    from ..sources.names import what_is
 
+    source = what_is(name_or_path)
     settings = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token, what="checkpoint")
-    folder = resolve_folder(name_or_path, allow_patterns=("config.json",) + TOKENIZER_FILES + SAFETENSORS_PATTERNS, **settings)
-    if not any(folder.glob("*.safetensors")) and (folder / "config.json").is_file() and not Path(str(name_or_path)).is_dir():
-        folder = resolve_folder(name_or_path, allow_patterns=BIN_PATTERNS, **settings)
+    folder = resolve_folder(source, allow_patterns=("config.json",) + TOKENIZER_FILES + SAFETENSORS_PATTERNS, **settings)
+    if not any(folder.glob("*.safetensors")) and (folder / "config.json").is_file() and source.on_hub:
+        folder = resolve_folder(source, allow_patterns=BIN_PATTERNS, **settings)
     return folder
 
 

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from ..entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
+from ..sources.entity_vocab import EntityVocab, find_entity_vocab_file, load_entity_vocab
 from .checkpoint import CheckpointError, check_finite, encoder_layers, is_ignored, open_checkpoint, rename_key, resolve_checkpoint
 from .config import ConfigError, LukeConfig
 from .span_pruner import CONFIG_KEY as PRUNER_CONFIG_KEY

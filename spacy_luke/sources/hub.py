@@ -1,4 +1,5 @@
-"""One place that turns a name into a local folder: a folder path, or a Hugging Face hub repo id.
+"""One place that turns a name into a local folder: a folder path, or a Hugging Face hub repo id
+(which is which: :func:`.names.what_is`).
 
 Downloads go through ``huggingface_hub.snapshot_download`` restricted to the files asked for.
 ``HF_HUB_OFFLINE`` is read at call time (huggingface_hub reads it once, at import), so setting
@@ -8,12 +9,12 @@ cannot be had is one clear error (``HubUnavailableError``) saying what was tried
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from .names import FILE, MISSING, Source, what_is
+
 _TRUE = {"1", "ON", "YES", "TRUE"}
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def hub_offline() -> bool:
@@ -27,13 +28,8 @@ def hub_offline() -> bool:
     return bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
-def is_repo_id(name: str) -> bool:
-    """``org/name`` or ``name``; anything else (``./x``, ``/a/b/c``, ``a/b/c``) is a path."""
-    return bool(_REPO_ID.match(name)) and ".." not in name
-
-
 def resolve_folder(
-    name_or_path: Union[str, Path],
+    name_or_path: Union[str, Path, Source],
     *,
     allow_patterns: Sequence[str],
     what: str,
@@ -44,20 +40,21 @@ def resolve_folder(
 ) -> Path:
     """A local folder for ``name_or_path``: the folder itself, or the hub snapshot of the repo.
 
-    ``what`` names the thing for error messages ("checkpoint", "tokenizer").
+    ``name_or_path`` may be the :class:`.names.Source` already found for it. ``what`` names the
+    thing for error messages ("checkpoint", "tokenizer").
     Raises FileNotFoundError / NotADirectoryError for bad local paths and HubUnavailableError
     (an OSError naming the repo id, the reason and how to get a model) when a repo cannot be had.
     """
-    path = Path(str(name_or_path)).expanduser()
-    if path.is_dir():
-        return path
-    name = str(name_or_path)
-    if path.exists():
+    source = name_or_path if isinstance(name_or_path, Source) else what_is(name_or_path)
+    if source.is_folder:
+        return source.path
+    name = source.name
+    if source.kind == FILE:
         raise NotADirectoryError(
             f"{name!r} is a file; pass the {what} *folder* (the Hugging Face layout: config.json, "
             "weights, tokenizer files, entity_vocab.json)."
         )
-    if isinstance(name_or_path, Path) or not is_repo_id(name):
+    if source.kind == MISSING:
         raise FileNotFoundError(
             f"The {what} folder {name!r} was not found, and it is not a hub repo id "
             "(those look like 'studio-ousia/luke-base'). Check the path."

@@ -13,7 +13,7 @@ checkpoints put ``[MASK]`` at 0.
 
 The vocabulary is checkpoint data (it names the rows of the entity embedding table), so it sits
 below both ``model/`` (entity table size, ``lite`` pruning) and ``tokenization/`` (entity ids),
-and imports neither; ``spacy_luke.tokenization.entity_vocab`` re-exports it.
+and imports neither; ``spacy_luke.tokenization`` re-exports it.
 """
 from __future__ import annotations
 
