@@ -47,7 +47,7 @@ def load(path: Path, settings: dict):
     import spacy
 
     from spacy_luke.layers import architectures
-    from spacy_luke.pipeline.base import LukePipe
+    from spacy_luke.pipeline._shared.base import LukePipe
 
     nlp = spacy.load(path)
     settings = dict(settings)

@@ -80,7 +80,7 @@ def mention_titles(path: Optional[Path]) -> List[str]:
     """Every distinct mention text of a CoNLL file (in order of first use); none without the file."""
     if path is None or not path.is_file():
         return []
-    from spacy_luke.conll import _entity_spans, read_conll
+    from spacy_luke.corpora.conll import _entity_spans, read_conll
 
     seen: Dict[str, None] = {}
     for document in read_conll(path):
@@ -132,7 +132,7 @@ def build_checkpoint(folder: Path, shape: str, entities: int, titles: Sequence[s
 
 def conll_documents(path: Path, n_docs: int, doc_words: int, max_mentions: int) -> List[Tuple[List[str], List[Tuple[int, int, str]]]]:
     """(words, gold entity spans) of docs made of consecutive sentences of one article."""
-    from spacy_luke.conll import _entity_spans, read_conll
+    from spacy_luke.corpora.conll import _entity_spans, read_conll
 
     docs = []
 
@@ -210,7 +210,7 @@ class FixedCandidates:
 def candidate_table(texts: Sequence[str], entity_vocab: Dict[str, int], k: int):
     """Per mention text, ``k`` LinkCandidates: its own title's row (when the vocabulary has it) and
     rows drawn with a seed from the text, in a shuffled order; uniform priors."""
-    from spacy_luke.pipeline.link_candidates import LinkCandidate
+    from spacy_luke.pipeline._linker.entity_candidates import LinkCandidate
 
     n_rows = max(entity_vocab.values()) + 1
     row_title: Dict[int, str] = {}
@@ -347,9 +347,7 @@ class Ours:
         self.batch = batch
         self.timer = Timer()
         pipe, luke = self.pipe, self.pipe.luke_model
-        pipe._items = self.timer.wrap("input", pipe._items)
-        pipe._plan = self.timer.wrap("input", pipe._plan)
-        pipe._padded_batches = self._timed_generator("input", pipe._padded_batches)
+        common.time_input_building(pipe, self.timer, on_batch=self._count_pass)
         luke.forward = self.timer.wrap("model", luke.forward)  # the torch module (thinc's Model has __slots__)
         if hasattr(luke, "candidate_logits"):
             luke.candidate_logits = self.timer.wrap("entity head", luke.candidate_logits)
@@ -357,19 +355,8 @@ class Ours:
         self.passes = 0
         self.weights = weight_bytes(luke)
 
-    def _timed_generator(self, key, fn):
-        timer = self.timer
-
-        def wrapped(*args, **kwargs):
-            it = iter(fn(*args, **kwargs))
-            while True:
-                with timer(key):
-                    try:
-                        item = next(it)
-                    except StopIteration:
-                        return
-                self.passes += 1
-                yield item
+    def _count_pass(self, _batch) -> None:
+        self.passes += 1
 
         return wrapped
 

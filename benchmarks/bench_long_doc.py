@@ -16,8 +16,8 @@ with spaCy's sentencizer, ``unsplit`` keeps it one sentence. The pipes run in or
 after a warm-up doc (model loading is not timed): wall time and this process's CPU time (the
 steadier of the two on a shared machine; ``--threads 1`` keeps them comparable).
 
-``--windows-from FILE`` times the pipes with another ``spacy_luke/pipeline/windows.py`` (e.g.
-``git show HEAD:spacy_luke/pipeline/windows.py > /tmp/windows_old.py``) in place of the installed
+``--windows-from FILE`` times the pipes with another ``spacy_luke/layers/windows.py`` (e.g.
+``git show HEAD:spacy_luke/layers/windows.py > /tmp/windows_old.py``) in place of the installed
 one's ``plan_windows`` and ``centred_window``. ``--plan-only`` runs no model: it times ``plan_windows``
 on the doc's NER candidates and ``centred_window`` on the typer's and relation extractor's items
 (over synthetic entities), ours and the file's when given.
@@ -36,8 +36,8 @@ import common  # noqa: E402
 
 
 def load_windows_file(path: Path):
-    """The module in ``path`` as if it were ``spacy_luke.pipeline.<name>`` (its relative imports work)."""
-    spec = importlib.util.spec_from_file_location("spacy_luke.pipeline._bench_windows", path)
+    """The module in ``path`` as if it were ``spacy_luke.layers.<name>`` (its relative imports work)."""
+    spec = importlib.util.spec_from_file_location("spacy_luke.layers._bench_windows", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -46,10 +46,10 @@ def load_windows_file(path: Path):
 
 def use_windows(module) -> None:
     """Make the pipes plan their windows with ``module``'s functions."""
-    from spacy_luke.pipeline import marked, windows
+    from spacy_luke.layers import marked_inputs, windows
 
     windows.plan_windows = module.plan_windows
-    marked.centred_window = module.centred_window
+    marked_inputs.centred_windows = module.centred_windows
 
 
 def build_checkpoints(root: Path, max_positions: int) -> dict:
@@ -89,7 +89,7 @@ def make_nlp(folders: dict, sentences: bool):
 
 def candidate_pairs(doc) -> int:
     """Ordered pairs of entities in the same sentence (before any per-sentence cap)."""
-    from spacy_luke.pipeline.candidates import sentence_bounds
+    from spacy_luke.layers.doc_pieces import sentence_bounds
 
     ends = np.asarray([e for _, e in sentence_bounds(doc)], dtype=np.int64)
     ents = [(e.start, e.end) for e in doc.ents]
@@ -116,12 +116,15 @@ def synthetic_ents(doc) -> None:
 
 def time_plan(nlp, doc, modules: dict) -> None:
     """plan_windows on the NER candidates; centred_window on the typer's and relation extractor's items."""
-    from spacy_luke.pipeline.candidates import sentence_bounds, sentence_spans_of_docs
+    from spacy_luke.layers.doc_pieces import sentence_bounds
+    from spacy_luke.pipeline._shared.suggesters import sentence_spans_of_docs
 
     ner, typer, relations = (nlp.get_pipe(name) for name in ("luke_ner", "luke_entity_typer", "luke_relation_extractor"))
     for pipe in (ner, typer, relations):
         pipe._ensure_loaded()
-    pieces = ner._docs_pieces([doc])[0]
+    from spacy_luke.layers.doc_pieces import docs_token_pieces
+
+    pieces = docs_token_pieces(ner.doc_encoder, [doc])[0]
     spans = sentence_spans_of_docs([doc], ner.cfg["max_mention_length"])[0]
     budget = ner._word_budget()
     synthetic_ents(doc)
@@ -193,7 +196,7 @@ def main() -> None:
     import torch
 
     import spacy_luke  # noqa: F401  (registers the factories)
-    from spacy_luke.pipeline import windows
+    from spacy_luke.layers import windows
 
     common.set_threads(args.threads)
     root = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="bench-long-doc-"))

@@ -170,9 +170,7 @@ class Ours:
         self.ner._ensure_loaded()
         self.timer = Timer()
         ner = self.ner
-        ner._items = self.timer.wrap("input", ner._items)
-        ner._plan = self.timer.wrap("input", ner._plan)
-        ner._encoder.pad = self.timer.wrap("input", ner._encoder.pad)
+        common.time_input_building(ner, self.timer)
         ner.set_annotations = self.timer.wrap("decode", ner.set_annotations)
 
     def run(self, docs) -> List[List[Tuple[int, int, str]]]:
@@ -215,8 +213,7 @@ def input_building(reference: Reference, ours: Ours, docs, repeats: int = 3) -> 
             reference.inputs(doc)
 
     def ours_inputs():
-        plan = ner._plan(docs, ner._items(docs))
-        for _ in ner._padded_batches(plan.inputs):  # padded as the pipe batches them
+        for _ in common.pipe_batches(ner, docs)[2]:  # padded as the pipe batches them
             pass
 
     for _ in range(repeats):
@@ -226,16 +223,16 @@ def input_building(reference: Reference, ours: Ours, docs, repeats: int = 3) -> 
             times[key].append(common.timed(ours_inputs)[0])
     # Same inputs? (ids and entity positions, pass by pass, read back from the padded batches)
     mismatches = 0
-    plan = ner._plan(docs, ner._items(docs))
-    for batch, padded in ner._padded_batches(plan.inputs):
+    owners, n_inputs, batches = common.pipe_batches(ner, docs)
+    for batch, padded in batches:
         for row, i in enumerate(batch):
-            _, encoded = reference.inputs(docs[plan.owners[i][0]])
+            _, encoded = reference.inputs(docs[owners[i][0]])
             n_words, n_entities = int(padded["attention_mask"][row].sum()), int(padded["entity_attention_mask"][row].sum())
             mml = padded["entity_position_ids"].shape[2]
             if not (np.array_equal(encoded["input_ids"][0].numpy(), padded["input_ids"][row, :n_words])
                     and np.array_equal(encoded["entity_position_ids"][0, :, :mml].numpy(), padded["entity_position_ids"][row, :n_entities])):
                 mismatches += 1
-    return {**{k: min(v) for k, v in times.items()}, "input_mismatches": mismatches, "passes": len(plan.inputs)}
+    return {**{k: min(v) for k, v in times.items()}, "input_mismatches": mismatches, "passes": n_inputs}
 
 
 def _print_input_building(ib: Dict[str, float]) -> None:

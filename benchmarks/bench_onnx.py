@@ -101,20 +101,25 @@ def main(argv=None) -> Dict:
     pipes = {f"torch-{mode}": ner_pipe(folder, mode, args.max_mention_length, args.max_batch_cost) for mode in modes}
     nlp, ner = next(iter(pipes.values()))
     docs = make_docs(nlp.vocab, sentences)
-    plan = ner._plan(docs, ner._items(docs))
+    from spacy_luke.layers.batch_runner import padded_batches
+
+    plan = ner.model.get_ref("inputs").predict(ner.model_input(docs))
+    runner = ner.model.get_ref("runner")
     if args.max_padding is None:
-        batches = [padded for _, padded in ner._padded_batches(plan.inputs)]
-    else:  # the pipe's batching (_padded_batches) with another padding limit
-        from spacy_luke.bucketing import bucket_by_cost
+        batches = [padded for _, padded in padded_batches(runner, plan)]
+    else:  # the pipe's batching with another padding limit
+        from spacy_luke.layers.bucketing import bucket_by_cost
 
         costs = [(x.n_words, x.n_entities) for x in plan.inputs]
         groups = bucket_by_cost(costs, ner.cfg["max_batch_cost"], args.max_padding)
-        batches = list(ner._encoder.padded_span_batches(plan.inputs, groups))
+        batches = list(ner.doc_encoder.padded_span_batches(plan.inputs, groups))
     n_words = sum(len(s) for s in sentences)
     slots = sum(b["input_ids"].size + b["entity_ids"].size for b in batches)
     real = sum(int(b["attention_mask"].sum() + b["entity_attention_mask"].sum()) for b in batches)
 
-    runners = {name: (lambda model: lambda part: [model.predict(b) for b in part])(pipe.model) for name, (_, pipe) in pipes.items()}
+    from spacy_luke.layers import head_layer
+
+    runners = {name: (lambda model: lambda part: [model.predict(b) for b in part])(head_layer(pipe.model)) for name, (_, pipe) in pipes.items()}
     for name in ort_names:
         runner = OnnxRunner.from_folder(onnx_dir, precision=name.split("-")[1], threads=threads)
         runners[name] = (lambda r: lambda part: [r.predict(b) for b in part])(runner)

@@ -8,7 +8,7 @@ after putting their own folder on ``sys.path``. One implementation each of:
 - checkpoints with random weights of a given shape, from transformers' LUKE classes and written by
   ``save_pretrained`` (``save_random_luke``; ``fixture_checkpoint`` for the test fixtures' tiny
   ones with the test tokenizer);
-- text: CoNLL sentences read through ``spacy_luke.conll``, generated sentences, random entities;
+- text: CoNLL sentences read through ``spacy_luke.corpora.conll``, generated sentences, random entities;
 - the environment: torch threads, glibc malloc settings;
 - timing (``Timer``, ``timed``, ``best_of``, ``Stopwatch``), memory (``rss_bytes``,
   ``peak_rss_bytes``, ``PeakRSS``), the machine (``lscpu``, ``cpu_model``, ``machine``) and
@@ -28,7 +28,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -117,8 +117,8 @@ def fixture_checkpoint(root: Path, kind: str, name: Optional[str] = None, seed: 
 
 
 def conll_sentences(path: Path) -> List[List[str]]:
-    """The tokens of every sentence of a CoNLL file, read by ``spacy_luke.conll.read_conll``."""
-    from spacy_luke.conll import read_conll
+    """The tokens of every sentence of a CoNLL file, read by ``spacy_luke.corpora.conll.read_conll``."""
+    from spacy_luke.corpora.conll import read_conll
 
     return [[token for token, _ in sentence] for document in read_conll(path) for sentence in document]
 
@@ -198,6 +198,58 @@ class Timer:
                 return fn(*args, **kwargs)
 
         return wrapped
+
+
+def timed_generator(timer: "Timer", key: str, fn: Callable, on_item: Optional[Callable] = None) -> Callable:
+    """``fn`` (a generator function) whose every ``next`` is timed under ``key``."""
+
+    def wrapped(*args, **kwargs):
+        it = iter(fn(*args, **kwargs))
+        while True:
+            with timer(key):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+            if on_item is not None:
+                on_item(item)
+            yield item
+
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------- the pipes' batches
+
+
+def pipe_batches(pipe, docs) -> Tuple[list, int, Iterable]:
+    """``(owners, inputs, batches)`` of one call of a LUKE ``pipe`` on ``docs``: per model input its
+    ``(doc index, item indices)``, the number of inputs, and the ``(input indices, padded arrays)``
+    of each batch, as the pipe runs them (the model's input layer and batch runner; or, for code
+    from before the model owned the path, the pipe's ``_plan`` / ``_padded_batches``)."""
+    if hasattr(pipe, "_plan"):
+        plan = pipe._plan(docs, pipe._items(docs))
+        return plan.owners, len(plan.inputs), pipe._padded_batches(plan.inputs)
+    from spacy_luke.layers.batch_runner import padded_batches
+
+    plan = pipe.model.get_ref("inputs").predict(pipe.model_input(docs))
+    return plan.owners, len(plan.inputs), padded_batches(pipe.model.get_ref("runner"), plan)
+
+
+def time_input_building(pipe, timer: "Timer", on_batch: Optional[Callable] = None) -> None:
+    """Count the pipe's input building (items, input layer, padding) under ``timer["input"]``."""
+    pipe._items = timer.wrap("input", pipe._items)
+    if hasattr(pipe, "_plan"):  # code from before the model owned the path
+        pipe._plan = timer.wrap("input", pipe._plan)
+        if hasattr(pipe, "_padded_batches"):
+            pipe._padded_batches = timed_generator(timer, "input", pipe._padded_batches, on_batch)
+        return
+    import spacy_luke.layers.batch_runner as runner
+
+    inputs = pipe.model.get_ref("inputs")
+    inputs._func = timer.wrap("input", inputs._func)
+    if not getattr(runner.padded_batches, "_timed", False):
+        runner.padded_batches = timed_generator(timer, "input", runner.padded_batches, on_batch)
+        runner.padded_batches._timed = True
 
 
 def timed(fn: Callable, *args, **kwargs) -> Tuple[float, Any]:

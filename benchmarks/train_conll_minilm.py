@@ -21,7 +21,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam, warmup_linear
 
-from spacy_luke.conll import conll_to_docs
+from spacy_luke.corpora.conll import conll_to_docs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Lazy: ``spacy_luke.get_relations`` without importing spaCy pipes at ``import spacy_luke``.
     if name == "get_relations":
-        from .pipeline.relations import get_relations
+        from .pipeline._relations.records import get_relations
 
         return get_relations
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

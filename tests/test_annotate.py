@@ -213,6 +213,7 @@ def test_device_plans_without_a_gpu():
 
 def test_apply_device_sets_every_luke_pipe(ner_checkpoint, typer_checkpoint):
     from spacy_luke.annotate.device import DevicePlan, apply_device
+    from spacy_luke.layers import luke_shim
 
     nlp = spacy.blank("en")
     nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint)})
@@ -221,7 +222,7 @@ def test_apply_device_sets_every_luke_pipe(ner_checkpoint, typer_checkpoint):
     assert len(done) == 2
     for _, pipe in nlp.pipeline:
         assert pipe.cfg["precision"] == "int8" and pipe.cfg["max_batch_cost"] == 2 * 16384 and pipe.is_loaded
-        assert pipe.model.shims[0].precision == "int8" and pipe.model.shims[0].device_name == "cpu"
+        assert luke_shim(pipe.model).precision == "int8" and luke_shim(pipe.model).device_name == "cpu"
 
 
 # ---------------------------------------------------------------------------------- command line

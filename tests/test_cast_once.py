@@ -15,6 +15,7 @@ import spacy
 import torch
 
 import spacy_luke.model as ours
+from spacy_luke.layers import luke_shim
 from conftest import make_inputs
 from linker_fixtures import linker_checkpoint, linker_root  # noqa: F401
 from pipeline_fixtures import (  # noqa: F401
@@ -238,7 +239,7 @@ def test_pipes_in_16_bits_agree_with_float32(ner_checkpoint, typer_checkpoint, r
         nlp = _nlp(mode, *checkpoints)
         results[mode] = [_annotations(doc) for doc in nlp.pipe(PARITY_TEXTS, batch_size=16)]
         for pipe_name, pipe in nlp.pipeline:
-            layer = pipe.model.shims[0]._model
+            layer = luke_shim(pipe.model)._model
             assert layer.precision.name == mode
             if mode != "float32":  # a 16-bit view was built and used; the float weights stay float32
                 assert layer._view_cache is not None and next(layer._view_cache[1][False].parameters()).dtype == HALF[mode]
@@ -295,7 +296,7 @@ def test_a_training_step_is_seen_by_the_next_prediction(ner_checkpoint, name):
         return [[(e.start, e.end, e.label_, round(e._.luke_score, 4)) for e in doc.ents] for doc in nlp.pipe(texts)]
 
     first = predict()
-    layer = ner.model.shims[0]._model
+    layer = luke_shim(ner.model)._model
     view = layer._view_cache[1][False]
     assert predict() == first and layer._view_cache[1][False] is view  # kept while the weights stay
     weights = {k: v.clone() for k, v in ner.luke_model.state_dict().items()}

@@ -12,7 +12,7 @@ from spacy.training import Example
 from thinc.api import Adam, warmup_linear
 
 from conftest import CONLL_DIR
-from spacy_luke.conll import conll_to_docs
+from spacy_luke.corpora.conll import conll_to_docs
 
 pytestmark = pytest.mark.slow
 

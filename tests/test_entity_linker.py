@@ -253,7 +253,7 @@ def test_kb_candidates_from_a_built_kb_saved_with_the_pipe(linker_checkpoint, tm
     """build-kb's KB, loaded in initialize as spaCy's entity_linker does; KB priors; saved in kb/."""
     from spacy.util import registry
 
-    from spacy_luke.kb_tools import build_kb
+    from spacy_luke.pipeline._linker.kb_builder import build_kb
 
     aliases = tmp_path / "aliases.tsv"
     aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nParis\tParis (mythology)\t1\nTokyo\tTokyo\t1\n", encoding="utf8")
@@ -282,7 +282,7 @@ def test_prune_entities_keeps_the_kb_and_gold_titles_and_the_same_scores(linker_
     from spacy.training import Example
     from spacy.util import registry
 
-    from spacy_luke.kb_tools import build_kb
+    from spacy_luke.pipeline._linker.kb_builder import build_kb
 
     aliases = tmp_path / "aliases.tsv"
     aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nTokyo\tTokyo\t1\n", encoding="utf8")
@@ -334,7 +334,7 @@ def test_threads_match_sequential_results(linker_checkpoint):
 
 def test_user_annotations_are_kept(linker_checkpoint):
     """Blocked and outside tokens stay as they were; a whitespace mention is skipped with a warning."""
-    from spacy_luke.pipeline.skipped import LukeSkippedSpanWarning
+    from spacy_luke.layers.skipped import LukeSkippedSpanWarning
 
     nlp = make_nlp(linker_checkpoint)
     doc = nlp.make_doc("Paris  is in Tokyo .")  # token 1 is whitespace

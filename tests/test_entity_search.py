@@ -19,9 +19,9 @@ from linker_fixtures import (  # noqa: F401
     linker_root,
     mluke_foreign_rows_checkpoint,
 )
-from spacy_luke.entity_vocab import load_entity_vocab
+from spacy_luke.sources.entity_vocab import load_entity_vocab
 from spacy_luke.model import LukeForEntityDisambiguation
-from spacy_luke.pipeline.link_candidates import LinkContext, LukeNoEntitiesWarning, all_entities_candidates
+from spacy_luke.pipeline._linker.entity_candidates import LinkContext, LukeNoEntitiesWarning, all_entities_candidates
 from test_entity_linker import ENTS, TEXT, Reference, make_doc, make_nlp, reference_global
 
 ALL = "spacy-luke.AllEntitiesCandidates.v1"
@@ -68,7 +68,7 @@ def test_top_k_larger_than_the_table_keeps_every_entity(linker_checkpoint, decod
 def test_pruned_table_smaller_than_the_default_top_k(linker_checkpoint, tmp_path, decoding):
     from spacy.util import registry
 
-    from spacy_luke.kb_tools import build_kb
+    from spacy_luke.pipeline._linker.kb_builder import build_kb
 
     aliases = tmp_path / "aliases.tsv"
     aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nTokyo\tTokyo\t1\nGeorgia\tGeorgia (country)\t1\n", encoding="utf8")

@@ -436,7 +436,7 @@ def test_spacy_train_from_config(mlm_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     trained = spacy.load(tmp_path / "out" / "model-last")
     assert trained.get_pipe("luke_entity_typer").labels == ("artist", "location", "organization", "person")
-    from spacy_luke.pipeline.corpus import make_jsonl_corpus
+    from spacy_luke.pipeline._shared.corpus import make_jsonl_corpus
 
     scores = trained.evaluate(list(make_jsonl_corpus(str(tmp_path / "train.jsonl"))(trained)))
     assert scores["luke_types_f"] > 0.5, scores

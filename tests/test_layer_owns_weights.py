@@ -1,8 +1,9 @@
-"""The thinc layer owns the torch module and its tokenizer: serialization and precision live there.
+"""The thinc head layer owns the torch module and its tokenizer: serialization and precision live there.
 
-A registered architecture is built empty; weights and tokenizer arrive through the layer
-(``load_luke_folder`` or ``Model.from_bytes``), and the layer's own bytes carry both, so a fresh
-layer needs neither the original folder nor the pipe.
+A registered architecture is built empty (a pipe's whole model: inputs, batch runner, one head
+layer); weights and tokenizer arrive through the head layer (``load_luke_folder`` or
+``Model.from_bytes``), and its bytes (and the whole model's) carry both, so a fresh model needs
+neither the original folder nor the pipe.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from spacy.util import registry
 
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
-from spacy_luke.layers import LukeShim, get_pieces, get_torch_module, has_torch_module, is_loaded, load_luke_folder, set_precision
+from spacy_luke.layers import LukeShim, get_pieces, get_torch_module, has_torch_module, head_layer, is_loaded, load_luke_folder, set_precision
 from spacy_luke.tokenization import load_tokenizer
 from test_ner import MAX_LEN, PARITY_TEXTS, doc_entities, make_nlp
 
@@ -29,11 +30,12 @@ ARCHITECTURES = {
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_every_architecture_is_one_empty_layer_with_a_luke_shim(name):
     model = registry.architectures.get(name)()
-    assert len(model.shims) == 1 and isinstance(model.shims[0], LukeShim)
-    assert model.shims[0].head == ARCHITECTURES[name]
+    shims = [shim for node in model.walk() for shim in node.shims]
+    assert len(shims) == 1 and isinstance(shims[0], LukeShim) and head_layer(model).shims == shims
+    assert shims[0].head == ARCHITECTURES[name]
     assert not has_torch_module(model) and not is_loaded(model)
     with pytest.raises(ValueError, match="no weights yet"):
-        model.predict({"input_ids": np.zeros((1, 3), dtype="int64")})
+        head_layer(model).predict({"input_ids": np.zeros((1, 3), dtype="int64")})
     # An empty layer round-trips empty (an uninitialized pipe can be serialized with exclude).
     fresh = registry.architectures.get(name)().from_bytes(model.to_bytes())
     assert not is_loaded(fresh)
@@ -50,20 +52,24 @@ def test_layer_bytes_carry_weights_and_tokenizer(ner_checkpoint):
     model = make()
     load_luke_folder(model, ner_checkpoint)
     batch = _span_batch(ner_checkpoint)
-    expected = model.predict(batch)
+    expected = head_layer(model).predict(batch)
 
     fresh = make().from_bytes(model.to_bytes())
     assert is_loaded(fresh)
     pieces, original = get_pieces(fresh), get_pieces(model)
     assert pieces.files == original.files
     assert pieces.tokenizer.entity_vocab.to_dict() == original.tokenizer.entity_vocab.to_dict()
-    assert fresh.shims[0].pieces.doc_encoder is not None
-    np.testing.assert_array_equal(fresh.predict(batch), expected)
+    assert head_layer(fresh).shims[0].pieces.doc_encoder is not None
+    np.testing.assert_array_equal(head_layer(fresh).predict(batch), expected)
+    # The head layer's own bytes carry the same (a pipe's to_bytes holds those).
+    alone = make()
+    head_layer(alone).from_bytes(head_layer(model).to_bytes())
+    np.testing.assert_array_equal(head_layer(alone).predict(batch), expected)
     # Separate weights, not shared ones.
     assert get_torch_module(fresh) is not get_torch_module(model)
     with torch.no_grad():
         get_torch_module(fresh).classifier.weight.add_(1.0)
-    np.testing.assert_array_equal(model.predict(batch), expected)
+    np.testing.assert_array_equal(head_layer(model).predict(batch), expected)
 
 
 def test_precision_is_the_layers_and_survives_serialization(ner_checkpoint):
@@ -71,18 +77,18 @@ def test_precision_is_the_layers_and_survives_serialization(ner_checkpoint):
     model = make()
     load_luke_folder(model, ner_checkpoint)
     batch = _span_batch(ner_checkpoint)
-    float32 = model.predict(batch)
+    float32 = head_layer(model).predict(batch)
     set_precision(model, "int8")
-    int8 = model.predict(batch)
-    assert model.shims[0].precision == "int8"
+    int8 = head_layer(model).predict(batch)
+    assert head_layer(model).shims[0].precision == "int8"
     assert not np.array_equal(int8, float32)  # the int8 view ran
     np.testing.assert_allclose(int8, float32, rtol=0.02, atol=0.05)
     fresh = make()
     set_precision(fresh, "int8")  # as a pipe does at construction, before any weights
     fresh.from_bytes(model.to_bytes())
-    np.testing.assert_array_equal(fresh.predict(batch), int8)
+    np.testing.assert_array_equal(head_layer(fresh).predict(batch), int8)
     set_precision(model, "float32")
-    np.testing.assert_array_equal(model.predict(batch), float32)
+    np.testing.assert_array_equal(head_layer(model).predict(batch), float32)
 
 
 def test_pipe_bytes_are_cfg_and_the_layers_bytes(ner_checkpoint):

@@ -5,9 +5,14 @@
 - ``tokenization/`` imports nothing from ``convert/``, ``pipeline/`` or ``layers/``;
 - ``convert/`` (encoder -> LUKE, above model/ and tokenization/) imports nothing from
   ``pipeline/`` or ``layers/``;
-- the shared data modules below both (``hub``, ``entity_vocab``, ``checkpoint_files``) import
-  no subpackage;
-- importing ``spacy_luke.pipeline`` imports no torch of ours.
+- ``sources/`` (what a name refers to, hub downloads, checkpoint file names, the entity
+  vocabulary) sits below both and imports nothing of ours outside itself;
+- ``corpora/`` (training data readers) imports no layer of the model or the pipes;
+- ``cli/`` is the top: nothing but ``__main__`` imports it, and its modules import each other
+  without cycles (as ``sources/``'s do);
+- importing ``spacy_luke.pipeline`` imports no torch of ours;
+- inside ``tokenization/``, its subsystems import only downwards (``subwords/`` <- ``hf_tokenizers/``
+  <- ``doc_inputs/``), every module lies in one of them, and no module is part of an import cycle.
 
 Imports are read from the source with ``ast``: relative ones resolved, those inside functions
 (lazy imports) included.
@@ -18,20 +23,23 @@ import ast
 import subprocess
 import sys
 import textwrap
+from collections import deque
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Set, Tuple
 
 import pytest
 
 PACKAGE = "spacy_luke"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
-SHARED_MODULES = ("hub", "entity_vocab", "checkpoint_files")
-SUBPACKAGES = ("model", "tokenization", "convert", "pipeline", "layers", "cli")
+SHARED_PACKAGE = "sources"  # below model/ and tokenization/
+SUBPACKAGES = ("sources", "model", "tokenization", "convert", "layers", "pipeline", "corpora", "annotate", "export", "cli")
+# tokenization/'s subsystems, bottom up: each may import those before it, never those after it.
+TOKENIZATION_LAYERS = ("subwords", "hf_tokenizers", "doc_inputs")
 
 
-def module_name(path: Path) -> str:
-    """The dotted name of a module file under ``ROOT`` (``spacy_luke.model.checkpoint``)."""
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT.parent) -> str:
+    """The dotted name of a module file under ``root`` (``spacy_luke.model.checkpoint``)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -78,6 +86,97 @@ def forbidden_imports(files: Sequence[Path], forbidden: Sequence[str]) -> List[s
             if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes):
                 found.append(f"{path.relative_to(ROOT.parent)}:{line} ({module}) imports {name}")
     return sorted(set(found))
+
+
+def import_graph(prefix: str, root: Path = ROOT.parent) -> Dict[str, Set[str]]:
+    """The modules of package ``prefix`` (dotted, found under ``root``) -> the modules of it they import.
+
+    An imported name stands for the longest module it names (``a.b.C`` -> ``a.b``), and importing
+    a module also runs each package on the way to it that the importer is not inside
+    (``x.y`` importing ``x.z.m`` runs ``x.z``). ``from P import m`` in a module of package ``P``
+    only loads ``m``: ``P`` is already being imported, so that is not an edge back to ``P``
+    (``from P import name`` is). A package is the module of its ``__init__.py``; a module's
+    imports of itself are left out.
+    """
+    files = {module_name(path, root): path for path in (root / prefix.replace(".", "/")).rglob("*.py")}
+    graph: Dict[str, Set[str]] = {module: set() for module in files}
+    for module, path in files.items():
+        is_package = path.name == "__init__.py"
+        inside = {".".join(module.split(".")[:k]) for k in range(1, module.count(".") + 1 + is_package)}
+        for _, name in imported_names(path.read_text(encoding="utf8"), module, is_package):
+            parts = name.split(".")
+            target = next((".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in graph), None)
+            if target is None or (target == name and target in inside):
+                continue
+            on_the_way = {".".join(target.split(".")[:k]) for k in range(1, target.count(".") + 1)}
+            graph[module].update({target} | {m for m in on_the_way if m in graph and m not in inside})
+        graph[module].discard(module)
+    return graph
+
+
+def import_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """One shortest cycle ``[a, b, ..., a]`` through each group of modules that import each other.
+
+    The groups are the strongly connected components of ``graph`` with more than one module
+    (Tarjan's algorithm, without recursion; a module importing itself is no cycle here).
+    """
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    components: List[List[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, targets = work[-1]
+            for target in targets:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(graph[target]))))
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        components.append(sorted(component))
+    return [_shortest_cycle(graph, component) for component in sorted(components)]
+
+
+def _shortest_cycle(graph: Dict[str, Set[str]], component: List[str]) -> List[str]:
+    """A shortest cycle ``[first, ..., first]`` inside ``component`` (breadth first from its first module)."""
+    first, members = component[0], set(component)
+    before: Dict[str, str] = {}
+    queue = deque([first])
+    while queue:
+        node = queue.popleft()
+        for target in sorted(graph[node] & members):
+            if target == first:
+                path = [node]
+                while path[-1] != first:
+                    path.append(before[path[-1]])
+                return path[::-1] + [first]
+            if target not in before:
+                before[target] = node
+                queue.append(target)
+    raise AssertionError(f"{component} is not a strongly connected component")
 
 
 def package_files(name: str) -> List[Path]:
@@ -127,11 +226,88 @@ def test_layers_import_only_downwards(layer, forbidden):
     assert not found, f"{layer}/ must not import {', '.join(f + '/' for f in forbidden)}:\n" + "\n".join(found)
 
 
-def test_shared_modules_import_no_subpackage():
-    """hub.py, entity_vocab.py and checkpoint_files.py sit below model/ and tokenization/."""
-    files = [ROOT / f"{name}.py" for name in SHARED_MODULES]
-    found = forbidden_imports(files, SUBPACKAGES)
-    assert not found, "shared modules must not import the layers above them:\n" + "\n".join(found)
+def our_top_level_names() -> List[str]:
+    """The subpackages and root modules of ``spacy_luke`` (``model``, ``sources``, ``kb_tools``, ...)."""
+    return sorted(
+        path.stem for path in ROOT.iterdir()
+        if (path.suffix == ".py" and path.stem not in ("__init__", "__main__")) or (path / "__init__.py").is_file()
+    )
+
+
+def test_sources_import_nothing_of_ours_outside():
+    """sources/ (names, hub, file names, entity vocabulary) sits below model/ and tokenization/."""
+    others = [name for name in our_top_level_names() if name != SHARED_PACKAGE]
+    assert "model" in others and "tokenization" in others
+    found = forbidden_imports(package_files(SHARED_PACKAGE), others)
+    assert not found, f"{SHARED_PACKAGE}/ must not import the layers above it:\n" + "\n".join(found)
+
+
+def test_corpora_import_no_model_or_pipe_layer():
+    found = forbidden_imports(package_files("corpora"), [name for name in SUBPACKAGES if name not in ("sources", "corpora")])
+    assert not found, "corpora/ reads data; it must not import the model or the pipes:\n" + "\n".join(found)
+
+
+def test_nothing_imports_the_command_line():
+    """cli/ is the top layer: only ``python -m spacy_luke`` (``__main__``) imports it."""
+    files = [path for path in sorted(ROOT.rglob("*.py")) if path.relative_to(ROOT).parts[0] not in ("cli", "__main__.py")]
+    found = forbidden_imports(files, ["cli"])
+    assert not found, "cli/ is the top layer:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("package", ["cli", "sources", "tokenization"])
+def test_no_import_cycle(package):
+    cycles = import_cycles(import_graph(f"{PACKAGE}.{package}"))
+    assert not cycles, f"modules of {package}/ import each other:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_import_graph_and_its_cycles(tmp_path):
+    """The graph's edges (packages on the way, ``from P import m`` inside P) and the cycle finder."""
+    files = {
+        "pkg/__init__.py": "from .low import a\nfrom .up.top import b\n",
+        "pkg/low.py": "import json\nfrom .other import c\n",
+        "pkg/other.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .low import a\n",
+        "pkg/up/__init__.py": "from . import top\n",
+        "pkg/up/top.py": "from . import mid\nfrom ..low import a\n",
+        "pkg/up/mid.py": "def f():\n    from .. import up\n    from pkg.up import name\n",
+    }
+    for name, source in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source, encoding="utf8")
+    graph = import_graph("pkg", root=tmp_path)
+    assert graph == {
+        "pkg": {"pkg.low", "pkg.up", "pkg.up.top"},
+        "pkg.low": {"pkg.other"},
+        "pkg.other": {"pkg.low"},
+        "pkg.up": {"pkg.up.top"},
+        "pkg.up.top": {"pkg.up.mid", "pkg.low"},
+        "pkg.up.mid": {"pkg.up"},
+    }
+    assert import_cycles(graph) == [["pkg.low", "pkg.other", "pkg.low"], ["pkg.up", "pkg.up.top", "pkg.up.mid", "pkg.up"]]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"b"}, "e": set(), "f": {"a"}}) == [
+        ["a", "b", "c", "a"]
+    ]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+TOKENIZATION = f"{PACKAGE}.tokenization"
+
+
+def test_tokenization_subsystems_import_only_downwards():
+    """subwords/ <- hf_tokenizers/ <- doc_inputs/; none imports the tokenization/ facade above them."""
+    graph = import_graph(TOKENIZATION)
+
+    def layer(module: str) -> int:
+        part = module[len(TOKENIZATION) + 1 :].split(".")[0]
+        return TOKENIZATION_LAYERS.index(part) if part in TOKENIZATION_LAYERS else len(TOKENIZATION_LAYERS)
+
+    stray = sorted(m for m in graph if m != TOKENIZATION and layer(m) == len(TOKENIZATION_LAYERS))
+    assert not stray, f"every module of tokenization/ belongs in one of {TOKENIZATION_LAYERS}: {stray}"
+    upwards = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items() if module != TOKENIZATION
+        for target in targets if layer(target) > layer(module)
+    )
+    assert not upwards, f"tokenization/ layers, bottom up: {TOKENIZATION_LAYERS}:\n" + "\n".join(upwards)
 
 
 def _run(code: str) -> str:

@@ -21,11 +21,11 @@ from safetensors.torch import load_file, save_file
 
 import spacy_luke.model as ours
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
-from spacy_luke.hub import HubUnavailableError
+from spacy_luke.sources.hub import HubUnavailableError
 from spacy_luke.model.checkpoint import CheckpointError
 from spacy_luke.model.config import ConfigError
 from spacy_luke.tokenization import LukeTokenizer, load_entity_vocab
-from spacy_luke.tokenization.entity_vocab import EntityVocabError
+from spacy_luke.tokenization.hf_tokenizers.entity_vocab import EntityVocabError
 
 NER_HUB_ID = "studio-ousia/luke-large-finetuned-conll-2003"
 ENCODER_KEY = "luke.encoder.layer.0.attention.self.query.weight"
@@ -254,7 +254,7 @@ def test_online_failures_are_one_line_with_the_reason(tmp_path, monkeypatch, err
 
 def test_hub_error_reaches_the_pipeline_loader_unwrapped(offline_hub):
     """spacy-luke.HFLukeLoader.v1 (training configs) goes through the same error."""
-    from spacy_luke.pipeline.loaders import hf_luke_loader
+    from spacy_luke.pipeline._shared.loaders import hf_luke_loader
 
     checkpoint = hf_luke_loader("studio-ousia/luke-base")()
     with pytest.raises(HubUnavailableError, match="'studio-ousia/luke-base' from the Hugging Face hub: the hub is offline"):

@@ -117,7 +117,7 @@ def test_spans_key_output(ner_checkpoint):
 
 
 def test_candidates_never_cross_sentences(ner_checkpoint):
-    from spacy_luke.pipeline.candidates import sentence_spans
+    from spacy_luke.pipeline._shared.suggesters import sentence_spans
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
@@ -148,7 +148,7 @@ def _spans_by_loops(doc, max_length):
 def test_candidates_of_many_docs_at_once_equal_the_rule():
     import random
 
-    from spacy_luke.pipeline.candidates import sentence_spans_of_docs
+    from spacy_luke.pipeline._shared.suggesters import sentence_spans_of_docs
 
     nlp = spacy.blank("en")
     rng = random.Random(3)
@@ -236,8 +236,8 @@ def test_checkpoint_without_nil_class(pipe_root):
 
 
 def test_windows_plan_gives_balanced_context():
-    from spacy_luke.bucketing import bucket_by_cost
-    from spacy_luke.pipeline.windows import centred_window, plan_windows
+    from spacy_luke.layers.bucketing import bucket_by_cost
+    from spacy_luke.layers.windows import centred_window, plan_windows
 
     starts = np.arange(100)
     ends = starts + 1

@@ -38,7 +38,7 @@ def test_longest_training_entity_bounds_prediction_candidates(mlm_checkpoint, tm
     assert ner.cfg["longest_entity"] == 3
     assert lengths(ner, text) == 3
     # training still sees the longer candidates (as NIL)
-    spans = ner._training_items(egs)[0]
+    spans = ner._training_items(egs)[0].spans
     assert int((spans[:, 1] - spans[:, 0]).max()) == 7  # the whole 7-token sentence
     nlp.to_disk(tmp_path / "nlp")
     loaded = spacy.load(tmp_path / "nlp").get_pipe("luke_ner")

@@ -27,6 +27,7 @@ from test_model_fast_paths import _share_queries as share_queries  # noqa: E402
 
 from spacy_luke import cli  # noqa: E402
 from spacy_luke.export import HEAD_ALIASES, export_onnx  # noqa: E402
+from spacy_luke.layers import head_layer, padded_batches  # noqa: E402
 from spacy_luke.export.onnx import HEADS, OnnxExportError, sample_inputs  # noqa: E402
 from spacy_luke.export.ort_runner import OnnxRunner  # noqa: E402
 
@@ -58,8 +59,7 @@ def saved_pipeline(request, tmp_path, kind: str):
     for doc in docs:
         nlp.get_pipe("sentencizer")(doc)
     nlp.to_disk(tmp_path / "pipeline")
-    plan = pipe._plan(docs, pipe._items(docs))
-    batches = [padded for _, padded in pipe._padded_batches(plan.inputs)]
+    batches = [padded for _, padded in padded_batches(pipe.model, *pipe.model_input(docs))]
     return pipe, batches
 
 
@@ -75,7 +75,7 @@ def test_onnx_runtime_equals_the_pipe_layer(request, tmp_path, kind):
     assert (sample["input_ids"].shape, sample["entity_position_ids"].shape) not in shapes
     worst = 0.0
     for padded in batches:
-        expected = pipe.model.predict(padded)  # the thinc layer: float32, encoder unpadded
+        expected = head_layer(pipe.model).predict(padded)  # the thinc layer: float32, encoder unpadded
         got = runner.predict(padded)
         assert got.dtype == np.float32 and got.shape == expected.shape
         if got.ndim == 3:  # (batch, entities, width): the pipes read the real entity slots only

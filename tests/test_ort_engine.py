@@ -21,7 +21,7 @@ from pipeline_fixtures import (  # noqa: E402,F401
 from test_entity_typer import TEXTS, make_docs  # noqa: E402
 from test_onnx_export import ATOL, PIPES  # noqa: E402 (kind: factory, checkpoint fixture, max_batch_cost)
 
-from spacy_luke.layers.architectures import set_engine  # noqa: E402
+from spacy_luke.layers import head_layer, luke_shim, padded_batches, set_engine  # noqa: E402
 from spacy_luke.layers.engines import OrtHead  # noqa: E402
 
 
@@ -76,14 +76,13 @@ def test_onnxruntime_engine_equals_torch(request, kind):
     torch_nlp, torch_pipe = make_pipeline(request, kind)
     assert torch_pipe.max_padding == 1.0
     docs = docs_for(nlp)
-    plan = pipe._plan(docs, pipe._items(docs))
-    batches = [padded for _, padded in pipe._padded_batches(plan.inputs)]
+    batches = [padded for _, padded in padded_batches(pipe.model, *pipe.model_input(docs))]
     assert len(batches) >= 2
     worst = 0.0
     for padded in batches:
-        got = pipe.model.predict(padded)  # ONNX Runtime
+        got = head_layer(pipe.model).predict(padded)  # ONNX Runtime
         set_engine(pipe.model, "torch")
-        expected = pipe.model.predict(padded)
+        expected = head_layer(pipe.model).predict(padded)
         set_engine(pipe.model, "onnxruntime")
         if got.ndim == 3:
             real = padded["entity_attention_mask"].astype(bool)
@@ -108,22 +107,21 @@ def test_int8_graph_and_fresh_export_after_training(request):
 
     nlp, pipe = make_pipeline(request, "ner", engine="onnxruntime", precision="int8")
     docs = docs_for(nlp, 4)
-    plan = pipe._plan(docs, pipe._items(docs))
-    padded = next(iter(pipe._padded_batches(plan.inputs)))[1]
+    padded = next(iter(padded_batches(pipe.model, *pipe.model_input(docs))))[1]
     real = padded["entity_attention_mask"].astype(bool)
-    int8 = pipe.model.predict(padded)[real]
-    shim = pipe.model.shims[0]
+    int8 = head_layer(pipe.model).predict(padded)[real]
+    shim = luke_shim(pipe.model)
     shim.set_precision("float32")  # the engine stays ONNX Runtime: now its float32 graph
     assert shim._model.engine == "onnxruntime"
-    before = pipe.model.predict(padded)[real]
+    before = head_layer(pipe.model).predict(padded)[real]
     assert 0 < np.abs(int8 - before).max() < 0.5  # quantized: close, not identical
 
     optimizer = nlp.resume_training()
     for _ in range(2):
         nlp.update([Example.from_dict(nlp.make_doc(docs[0].text), {"entities": []})], sgd=optimizer)
-    after = pipe.model.predict(padded)[real]
+    after = head_layer(pipe.model).predict(padded)[real]
     set_engine(pipe.model, "torch")
-    torch_after = pipe.model.predict(padded)[real]
+    torch_after = head_layer(pipe.model).predict(padded)[real]
     assert np.abs(after - before).max() > 1e-3  # the weights moved ...
     assert np.abs(after - torch_after).max() <= ATOL  # ... and the ONNX graph with them
 
@@ -147,5 +145,5 @@ def test_engine_is_saved_and_loaded(request, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning from the export or ONNX Runtime
         assert [annotations("ner", d) for d in loaded.pipe(TEXTS[:4])] == expected
-    view = loaded.get_pipe("luke_ner").model.shims[0]._model._view_cache[1][True]
+    view = luke_shim(loaded.get_pipe("luke_ner").model)._model._view_cache[1][True]
     assert isinstance(view, OrtHead)  # ran by ONNX Runtime

@@ -130,7 +130,7 @@ def test_a_new_mode_needs_only_the_registry(hf_checkpoint, monkeypatch):
     """A mode added to MODES runs through the thinc layer with its own view and autocast."""
     from thinc.api import Model
 
-    from spacy_luke.layers.architectures import build_luke_head_model, set_torch_module
+    from spacy_luke.layers import build_luke_head_model, set_torch_module
 
     folder, reference = hf_checkpoint(HEAD)
     model = ours.LukeForEntitySpanClassification.from_pretrained(folder)

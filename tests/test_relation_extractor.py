@@ -155,7 +155,9 @@ def test_head_mismatch_is_a_clear_error(typer_checkpoint):
         nlp.get_pipe("luke_relation_extractor")(doc)
 
 
-def test_fifty_entities_bounded_memory(relation_checkpoint):
+def test_fifty_entities_bounded_memory(relation_checkpoint, monkeypatch):
+    from spacy_luke.layers import batch_runner
+
     nlp = make_nlp(relation_checkpoint, max_pair_distance=None, max_batch_cost=2048, max_pairs_per_sentence=None)
     rex = nlp.get_pipe("luke_relation_extractor")
     words = (TEXTS[0] + " " + TEXTS[1] + " " + TEXTS[2] + " " + TEXTS[3]).split()
@@ -163,14 +165,14 @@ def test_fifty_entities_bounded_memory(relation_checkpoint):
     doc.ents = [Span(doc, i, i + 1, label="E") for i in range(0, 100, 2)]
     assert len(doc.ents) == 50
     seen = []
-    original = rex._run_batches
+    original = batch_runner.padded_batches
 
-    def spy(inputs, **kw):
-        for batch, out, backprop in original(inputs, **kw):
-            seen.append(len(batch) * (max(len(inputs[i]["input_ids"]) for i in batch) + 2))
-            yield batch, out, backprop
+    def spy(runner, plan):
+        for batch, padded in original(runner, plan):
+            seen.append(len(batch) * (padded["input_ids"].shape[1] + padded["entity_ids"].shape[1]))
+            yield batch, padded
 
-    rex._run_batches = spy
+    monkeypatch.setattr(batch_runner, "padded_batches", spy)
     pairs, logits, scored = rex.predict([doc])[0]
     assert len(pairs) == 2450 and scored.all()
     assert max(seen) <= 2048 + 200 and len(seen) > 50  # many small batches, none over the cost
@@ -225,7 +227,7 @@ def write_jsonl(path):
 
 
 def test_overfits_and_scores(mlm_checkpoint, tmp_path):
-    from spacy_luke.pipeline.corpus import make_jsonl_corpus
+    from spacy_luke.pipeline._shared.corpus import make_jsonl_corpus
 
     nlp = spacy.blank("en")
     rex = nlp.add_pipe("luke_relation_extractor", config={"pretrained": str(mlm_checkpoint)})
@@ -250,7 +252,7 @@ def test_overfits_and_scores(mlm_checkpoint, tmp_path):
 
 
 def test_unknown_relation_label_is_a_clear_error(relation_checkpoint, tmp_path):
-    from spacy_luke.pipeline.corpus import make_jsonl_corpus
+    from spacy_luke.pipeline._shared.corpus import make_jsonl_corpus
 
     nlp = make_nlp(relation_checkpoint)
     examples = list(make_jsonl_corpus(str(write_jsonl(tmp_path / "train.jsonl")))(nlp))
@@ -259,7 +261,7 @@ def test_unknown_relation_label_is_a_clear_error(relation_checkpoint, tmp_path):
 
 
 def test_reader_errors(tmp_path):
-    from spacy_luke.pipeline.corpus import make_jsonl_corpus
+    from spacy_luke.pipeline._shared.corpus import make_jsonl_corpus
 
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"text": "Steve Jobs founded Apple .", "entities": [{"start": 0, "end": 8}]}) + "\n")

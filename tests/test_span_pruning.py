@@ -13,7 +13,7 @@ from spacy.tokens import DocBin
 from pipeline_fixtures import make_sentences, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
 from test_ner_training import TRAIN, make_examples
 from spacy_luke.model.span_pruner import SpanPrunerConfig
-from spacy_luke.pipeline.span_pruning import SpanPruning, make_span_pruning
+from spacy_luke.pipeline._ner.span_pruning import SpanPruning, make_span_pruning
 
 PRUNING = {"@misc": "spacy-luke.span_pruning.v1", "layers": 1, "hidden_width": 16, "keep_per_word": 0.5}
 
@@ -60,18 +60,14 @@ def test_the_pruner_learns_beside_the_ner_head_and_keeps_the_gold_spans(trained)
 
 def test_pruner_learning_never_changes_the_encoder(mlm_checkpoint):
     nlp, ner, _ = trained_pipeline(mlm_checkpoint, steps=1)
-    from spacy_luke.layers.architectures import span_pruner_backward
+    from spacy_luke.pipeline._ner.span_pruning import update_pruner
 
     head = ner.luke_model
     head.zero_grad(set_to_none=True)
-    docs = [eg.predicted for eg in make_examples(nlp)]
-    candidates = ner._items(docs)
-    plan = ner._plan(docs, candidates)
-    (batch, padded), *_ = ner._padded_batches(plan.inputs)
-    targets = np.where(padded["entity_attention_mask"] > 0, 0, -1)
-    targets[:, 0] = 1
-    loss = span_pruner_backward(ner.model, padded, targets, 10)
-    assert loss > 0
+    examples = make_examples(nlp)
+    losses = {}
+    loss = update_pruner(ner, examples, ner._training_items(examples), losses)
+    assert loss > 0 and losses["luke_ner_pruner"] == loss
     with_grad = {name for name, p in head.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert with_grad and all(name.startswith("span_pruner.") for name in with_grad), with_grad
 
@@ -99,12 +95,12 @@ def test_a_budget_that_keeps_every_candidate_changes_nothing(trained):
 
 
 def test_min_probability_drops_unlikely_candidates(trained):
-    from spacy_luke.pipeline.span_pruning import pruner_scores
+    from spacy_luke.layers.span_pruner import pruner_scores
 
     nlp, ner, _ = trained
     doc = nlp.make_doc(TRAIN[0][0])
     candidates = ner._items([doc])
-    (logits,) = pruner_scores(ner, [doc], candidates)
+    (logits,) = pruner_scores(ner.model, [doc], candidates)
     probability = 1 / (1 + np.exp(-logits.astype(np.float64)))
     threshold = float(np.median(probability))
     ner.pruning = make_span_pruning(layers=1, hidden_width=16, keep_per_word=10.0, min_probability=threshold)
@@ -190,7 +186,7 @@ def test_other_heads_skip_the_pruner_tensors(trained, tmp_path):
 def test_pruning_runs_in_the_fast_precisions(trained, precision):
     nlp, ner, _ = trained
     texts = [text for text, _ in TRAIN]
-    from spacy_luke.layers.architectures import set_precision
+    from spacy_luke.layers import set_precision
 
     set_precision(ner.model, precision)
     try:
@@ -281,16 +277,17 @@ def test_train_pruner_errors_are_one_line(capsys, tmp_path):
 
 
 def test_pruner_scores_do_not_depend_on_how_candidates_are_cut_into_passes(trained, monkeypatch):
-    from spacy_luke.pipeline import span_pruning
+    from spacy_luke.layers import span_inputs
+    from spacy_luke.layers.span_pruner import pruner_scores
 
     nlp, ner, _ = trained
     text = " ".join(text for text, _ in TRAIN) * 2  # one long doc: many more candidates than one pass holds
     docs = [nlp.make_doc(text)]
     candidates = ner._items(docs)
     assert len(candidates[0]) > ner.cfg["max_entities_per_pass"]
-    (whole,) = span_pruning.pruner_scores(ner, docs, candidates)
-    monkeypatch.setattr(span_pruning, "WHOLE_WINDOW", 7)
-    (cut,) = span_pruning.pruner_scores(ner, docs, candidates)
+    (whole,) = pruner_scores(ner.model, docs, candidates)
+    monkeypatch.setattr(span_inputs, "WHOLE_WINDOW", 7)
+    (cut,) = pruner_scores(ner.model, docs, candidates)
     assert np.isfinite(whole).all()
     np.testing.assert_allclose(cut, whole, rtol=1e-5, atol=1e-5)
 
@@ -315,7 +312,7 @@ def test_a_pruner_without_its_tensors_is_untrained_and_others_drop_its_settings(
 
 
 def test_a_pruner_of_another_shape_is_used_with_a_warning(trained):
-    from spacy_luke.pipeline.span_pruning import ensure_pruner
+    from spacy_luke.pipeline._ner.span_pruning import ensure_pruner
 
     _, ner, _ = trained
     with pytest.warns(UserWarning, match=r"reads 1 layers with hidden width 16, not the 2 and 16"):
@@ -327,7 +324,7 @@ def test_a_pruner_of_another_shape_is_used_with_a_warning(trained):
 def test_pruned_predictions_from_a_thread_pool_match_sequential(trained, precision):
     from concurrent.futures import ThreadPoolExecutor
 
-    from spacy_luke.layers.architectures import set_precision
+    from spacy_luke.layers import set_precision
 
     nlp, ner, _ = trained
     texts = [text for text, _ in TRAIN] + make_sentences()[:12]

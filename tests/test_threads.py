@@ -4,6 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 import spacy
 import torch
 
+from spacy_luke.layers import head_layer, padded_batches
+
 from pipeline_fixtures import (  # noqa: F401
     encoder_checkpoint,
     ner_checkpoint,
@@ -80,14 +82,14 @@ def test_training_call_uses_dropout_and_prediction_does_not(ner_checkpoint):
     doc = nlp.make_doc("Barack Obama visited Paris in France.")
     scores = [ner.predict([doc])[0].logits for _ in range(2)]
     assert (scores[0] == scores[1]).all()
-    x, = ner._plan([doc], ner._items([doc])).inputs
-    padded = next(ner._padded_batches([x]))[1]
+    (_, padded), = padded_batches(ner.model, *ner.model_input([doc]))
+    head = head_layer(ner.model)
     torch.manual_seed(0)
-    train_a, _ = ner.model.begin_update(padded)
-    train_b, _ = ner.model.begin_update(padded)
+    train_a, _ = head.begin_update(padded)
+    train_b, _ = head.begin_update(padded)
     assert abs(train_a - train_b).max() > 1e-4
-    predicted = ner.model.predict(padded)
-    assert abs(predicted - ner.model.predict(padded)).max() == 0
+    predicted = head.predict(padded)
+    assert abs(predicted - head.predict(padded)).max() == 0
 
 
 def test_threads_on_a_fresh_pipe_load_the_weights_once(ner_checkpoint, monkeypatch):
@@ -95,7 +97,7 @@ def test_threads_on_a_fresh_pipe_load_the_weights_once(ner_checkpoint, monkeypat
     import threading
     import time
 
-    from spacy_luke.pipeline.base import LukePipe
+    from spacy_luke.pipeline._shared.base import LukePipe
 
     loads = []
     original = LukePipe._load

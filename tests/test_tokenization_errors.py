@@ -238,7 +238,7 @@ def _broken(source: Path, target: Path, name: str, content) -> Path:
 
 
 def _assert_names_file_and_fix(err: BaseException, path: Path) -> None:
-    from spacy_luke.tokenization.files import TokenizerFileError
+    from spacy_luke.tokenization.subwords.files import TokenizerFileError
 
     message = str(err)
     assert isinstance(err, TokenizerFileError) and isinstance(err, ValueError)

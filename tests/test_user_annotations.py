@@ -14,7 +14,7 @@ from pipeline_fixtures import (  # noqa: F401
     typer_checkpoint,
 )
 from spacy_luke.pipeline.relation_extractor import LukePairCapWarning, entity_pairs
-from spacy_luke.pipeline.skipped import LukeSkippedSpanWarning
+from spacy_luke.layers.skipped import LukeSkippedSpanWarning
 from test_ner import PARITY_TEXTS, make_nlp
 
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pytest
 
-from spacy_luke.pipeline.windows import centred_window, centred_windows, plan_windows, sliding_windows
+from spacy_luke.layers.windows import centred_window, centred_windows, plan_windows, sliding_windows
 
 
 # ---------------------------------------------------------------------------- the reference

@@ -83,22 +83,19 @@ def plan_for_this_machine(gpu_id: Optional[int], precision: Optional[str], max_b
 
 
 def luke_pipes(nlp) -> list:
-    from ..pipeline.base import LukePipe
+    from ..pipeline._shared.base import LukePipe
 
     return [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, LukePipe)]
 
 
 def apply_device(nlp, plan: DevicePlan) -> List[str]:
     """Set ``plan`` on every LUKE pipe of ``nlp`` (loading its weights); returns what was set."""
-    from ..layers.architectures import luke_shim, set_precision
+    from ..layers.head_layer import luke_shim
 
     done = []
     for name, pipe in luke_pipes(nlp):
-        if plan.precision is not None:
-            pipe.cfg["precision"] = plan.precision
-            set_precision(pipe.model, plan.precision)
         cost = plan.max_batch_cost if plan.max_batch_cost is not None else pipe.cfg["max_batch_cost"] * plan.batch_cost_factor
-        pipe.cfg["max_batch_cost"] = int(cost)
+        pipe.configure(precision=plan.precision, max_batch_cost=int(cost))
         pipe._ensure_loaded()
         luke_shim(pipe.model).set_device(plan.device)
         done.append(f"{name}: {plan.device}, {pipe.cfg['precision']}, max_batch_cost {pipe.cfg['max_batch_cost']}")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from ..tokenization.added_tokens import token_content
-from ..tokenization.word_pieces import WordPieceModel
+from ..tokenization.subwords.added_tokens import token_content
+from ..tokenization.subwords.word_pieces import WordPieceModel
 from .encoder_families import BERT_SPECIAL_TOKENS, ENCODER_FAMILIES, ROBERTA_SPECIAL_TOKENS, EncoderFamily
 
 
@@ -58,9 +58,9 @@ def _wordpiece_json_from_vocab(folder: Path, tokenizer_config: Dict[str, Any]) -
 
 def read_encoder_source(folder: Union[str, Path]) -> EncoderSource:
     """The encoder checkpoint in ``folder``: a clear error when it is not one a LUKE model can start from."""
-    from ..tokenization.bpe import ByteLevelBPE
-    from ..tokenization.sentencepiece_bpe import SentencePieceBPE
-    from ..tokenization.tokenizer_json import TokenizerJsonPieces
+    from ..tokenization.subwords.byte_level_bpe import ByteLevelBPE
+    from ..tokenization.subwords.sentencepiece_bpe import SentencePieceBPE
+    from ..tokenization.subwords.tokenizer_json import TokenizerJsonPieces
 
     folder = Path(folder)
     if not folder.is_dir():

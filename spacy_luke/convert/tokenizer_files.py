@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..entity_vocab import MASK, MASK2, PAD, UNK
+from ..sources.entity_vocab import MASK, MASK2, PAD, UNK
 from .encoder_families import ROBERTA_SPECIAL_TOKENS
 from .weights import ENTITY_MARKERS, Conversion
 

@@ -9,10 +9,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..entity_vocab import MASK, MASK2, PAD, SPECIAL_ENTITIES, UNK
+from ..sources.entity_vocab import MASK, MASK2, PAD, SPECIAL_ENTITIES, UNK
 from ..model.checkpoint import CheckpointError, is_ignored, open_checkpoint, rename_key
 from ..model.config import LukeConfig
-from ..tokenization.word_pieces import WordPieceModel
+from ..tokenization.subwords.word_pieces import WordPieceModel
 from .source import EncoderSource, read_encoder_source, source_value
 
 logger = logging.getLogger("spacy_luke")

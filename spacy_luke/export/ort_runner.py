@@ -1,7 +1,7 @@
 """ONNX Runtime on the pipes' padded batches: an exported LUKE head as a drop-in for the thinc layer's ``predict``.
 
 :class:`OnnxRunner` takes the dict of int64 arrays a pipe hands its thinc layer
-(:data:`spacy_luke.layers.architectures.LukeBatch`) and returns the same float32 array the
+(:data:`spacy_luke.layers.head_layer.LukeBatch`) and returns the same float32 array the
 layer's ``predict`` does (logits, or entity vectors), computed by ONNX Runtime from a graph
 :mod:`.graph` traced: from an export folder (:meth:`OnnxRunner.from_folder`) or from a loaded
 torch head, in memory (:meth:`OnnxRunner.from_module`). It predicts only: training runs torch.

@@ -21,6 +21,17 @@ from .engines import ort_head, runs_here
 #: The attention options the pipes' calls run with (see ``spacy_luke.model.attention_options``):
 #: the pipes read real positions only, so the layers skip the padded slots' work.
 PIPE_ATTENTION_OPTIONS = {"unpad": True}
+#: Outputs made of several fields of the head's output object (the linker's logits and the entity
+#: rows they score, integers, never cast to floats).
+OUTPUT_FIELDS = {"candidates": ("candidate_logits", "candidate_ids")}
+
+
+def read_output(output_object, output: str):
+    """The tensor (or tuple of tensors) ``output`` of a head's output object."""
+    fields = OUTPUT_FIELDS.get(output)
+    if fields is None:
+        return getattr(output_object, output)
+    return tuple(getattr(output_object, name) for name in fields)
 
 
 class HeadOutput(torch.nn.Module):
@@ -81,9 +92,9 @@ class HeadOutput(torch.nn.Module):
     def forward(self, **inputs):
         with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe
             if torch.is_grad_enabled():  # training (begin_update): the float weights, with gradients
-                return getattr(self.head_model(**inputs), self.output)
+                return read_output(self.head_model(**inputs), self.output)
             with torch.inference_mode(), self.precision.context(self.device):
-                return getattr(self._inference_model()(**inputs), self.output)
+                return read_output(self._inference_model()(**inputs), self.output)
 
     @property
     def device(self) -> torch.device:

@@ -25,7 +25,7 @@ import srsly
 from thinc.api import PyTorchGradScaler, PyTorchShim, get_torch_default_device
 from thinc.shims.shim import Shim
 
-from ..tokenization.files import TOKENIZER_FILES
+from ..tokenization.subwords.files import TOKENIZER_FILES
 
 # Word-tokenizer files of a checkpoint folder, kept as bytes (the entity vocabulary is written
 # from the loaded tokenizer: it may have been pruned).

@@ -5,7 +5,7 @@ so its cost grows with the candidates (every span of up to ``max_mention_length`
 eight per word), while a sentence holds about one entity per ten words. The pruner is a cheap
 first stage: it runs the encoder's first ``layers`` layers over the words alone (no entities),
 scores each candidate from its first and last word states and its width, and the pipe keeps the
-best candidates for the full pass (``spacy_luke.pipeline.span_pruning``).
+best candidates for the full pass (``spacy_luke.pipeline._ner.span_pruning``).
 
 Its settings live in the checkpoint's config.json (``"span_pruner": {"layers", "hidden_width",
 "max_width", "trained"}``) and its tensors under ``span_pruner.`` in model.safetensors, so a

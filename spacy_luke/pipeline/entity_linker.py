@@ -5,7 +5,7 @@ mentions (``doc.ents``, or ``doc.spans[spans_key]``) go in together, in document
 [MASK] entities over their word pieces, exactly as transformers' ``LukeTokenizer(entity_spans=...,
 entities=["[MASK]", ...])`` builds them; the pretraining head (``entity_predictions``) scores each
 mention's candidate entities only (``candidates``: a source under ``@misc``, see
-``spacy_luke.pipeline.link_candidates``), never the whole table (unless the source is
+``spacy_luke.pipeline._linker.entity_candidates``), never the whole table (unless the source is
 ``AllEntitiesCandidates``, whose top k is searched in chunks, among the rows that have a title
 (in the pipe's language, for mLUKE), k clamped to the number of those rows).
 
@@ -33,16 +33,15 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Config, Model
 
-from ..bucketing import bucket_by_cost
-from ..layers.architectures import luke_shim
-from .base import TRAINABLE_SETTINGS, factory_settings
-from .extensions import install_linker_extensions
-from .link_candidates import CandidateSource, EntitySearch, LinkCandidate, LinkContext, title_for_kb_id
-from .link_decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, split_row, write_links
-from .link_kb import LinkerKB
-from .loaders import CheckpointLoader
-from .skeleton import ItemScores, ItemsPipe, Plan
-from .skipped import SkipLog
+from ..layers.call_plan import ItemScores, empty_scores
+from ..layers.head_layer import luke_shim
+from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ._shared.extensions import install_linker_extensions
+from ._linker.entity_candidates import CandidateSource, EntitySearch, LinkCandidate, LinkContext, title_for_kb_id
+from ._linker.decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, write_links
+from ._linker.kb import LinkerKB
+from ._shared.loaders import CheckpointLoader
+from ._shared.items_pipe import ItemsPipe
 
 DECODINGS = ("local", "global")
 
@@ -208,11 +207,13 @@ class LukeEntityLinker(ItemsPipe):
             found = self.candidates([spans[i] for i in to_link], context)
             for i, cands in zip(to_link, found):
                 candidates[i] = list(cands)
-        elif to_link:
-            k = self._entity_search(context).top_k
+        search_inputs = None
+        if to_link and self.candidates.whole_vocabulary:
+            search = self._entity_search(context)
+            search_inputs = {"top_k": np.array(search.top_k, dtype=np.int64), **search.model_inputs}
             for i in to_link:
-                candidates[i] = [LinkCandidate("", -1, 1.0)] * k  # rows come from the model's search
-        mentions = Mentions(offsets, candidates, known)
+                candidates[i] = [LinkCandidate("", -1, 1.0)] * search.top_k  # rows come from the model's search
+        mentions = Mentions(offsets, candidates, known, search_inputs=search_inputs)
         if gold is not None:
             mentions.gold = gold
             mentions.gold_rows = np.array([self._entity_row(g, context) for g in gold], dtype=np.int64)
@@ -250,89 +251,21 @@ class LukeEntityLinker(ItemsPipe):
             items.append(self._mentions(predicted, spans, context, gold=gold))
         return items
 
-    # ------------------------------------------------------------------ inputs
-
-    def _plan(self, docs: Sequence[Doc], mentions: List[Mentions]) -> Plan:
-        """The mentions of a word window in one input (at most ``max_entities_per_pass``), each
-        with its candidate rows; the call's width is twice its largest candidate list."""
-        tok = self._tokenizer
-        pad_row = tok.entity_vocab.special_id("[PAD]")
-        whole = self.candidates.whole_vocabulary
-        width = max([1] + [len(c) for m in mentions for c in m.candidates])
-        plan = Plan(skips=SkipLog(self.name), width=2 * width)
-        spans = [m.spans for m in mentions]
-        for d, pieces, start, indices in self._span_windows(docs, spans, plan.skips):
-            x = self.doc_encoder.span_inputs_from_pieces(pieces, spans[d][indices] - start)
-            del x["entity_start_positions"], x["entity_end_positions"]
-            known = mentions[d].known_rows[indices]
-            x["entity_ids"] = np.where(known >= 0, known, tok.entity_mask_token_id).astype(np.int64)
-            if not whole:
-                rows = np.full((len(indices), width), pad_row, dtype=np.int64)
-                for slot, i in enumerate(indices.tolist()):
-                    cands = mentions[d].candidates[i]
-                    rows[slot, : len(cands)] = [c.entity_id for c in cands]
-                x["candidate_ids"] = rows
-            plan.add(x, d, indices)
-        return plan
-
-    def _padded_batches(self, inputs: Sequence[Dict[str, np.ndarray]]):
-        """Padded batches within ``max_batch_cost``, with the candidate rows (or the top-k search)."""
-        encoder, tok = self._encoder, self._tokenizer
-        pad_row = tok.entity_vocab.special_id("[PAD]")
-        costs = [(len(x["input_ids"]), len(x["entity_ids"])) for x in inputs]
-        for batch in bucket_by_cost(costs, self.cfg["max_batch_cost"], self.max_padding):
-            xs = [inputs[i] for i in batch]
-            padded = dict(encoder.pad([{k: v for k, v in x.items() if k != "candidate_ids"} for x in xs], return_tensors="np"))
-            n_slots = padded["entity_ids"].shape[1]
-            if "candidate_ids" in xs[0]:
-                width = xs[0]["candidate_ids"].shape[1]
-                rows = np.full((len(xs), n_slots, width), pad_row, dtype=np.int64)
-                for b, x in enumerate(xs):
-                    rows[b, : len(x["candidate_ids"])] = x["candidate_ids"]
-                padded["candidate_ids"] = rows
-            else:
-                search = self._entity_search()
-                padded["top_k"] = np.array(search.top_k, dtype=np.int64)
-                padded.update(search.model_inputs)
-            yield batch, padded
-
-    def _run_batches(self, inputs, *, is_train: bool = False):
-        """The layer's (batch, entities, C, 2) outputs as (batch, entities, 2C) score rows."""
-        for batch, outputs, backprop in super()._run_batches(inputs, is_train=is_train):
-            n, slots, width, _ = outputs.shape
-            rows = np.ascontiguousarray(outputs.transpose(0, 1, 3, 2).reshape(n, slots, 2 * width))
-            yield batch, rows, (None if backprop is None else self._rows_backprop(backprop, (n, slots, 2, width)))
-
-    def _rows_backprop(self, backprop: Callable, shape: tuple) -> Callable:
-        def backprop_rows(d_rows):
-            d = self.model.ops.to_numpy(d_rows).reshape(shape).transpose(0, 1, 3, 2)
-            return backprop(self.model.ops.asarray(np.ascontiguousarray(d)))
-
-        return backprop_rows
-
     # ------------------------------------------------------------------ predict
 
     def predict(self, docs: Iterable[Doc]) -> List[ItemScores]:
         docs = list(docs)
         if not any(len(self._mention_spans(doc)) for doc in docs):
-            return self._empty_scores([Mentions(np.zeros((0, 2), dtype=np.int64)) for _ in docs], 0)
+            return empty_scores([Mentions(np.zeros((0, 2), dtype=np.int64)) for _ in docs], 0)
         mentions = self._items(docs)
         if not any(m.linkable().any() for m in mentions):  # nothing to link (no candidates, or kb_ids kept)
-            return self._empty_scores(mentions, 0)
+            return empty_scores(mentions, 0)
         if self.cfg["decoding"] == "local":
-            return self._forward(docs, mentions, is_train=False)[1]
-        plan = self._plan(docs, mentions)
-        plan.skips.warn()
-        scores = self._empty_scores(mentions, plan.width)
-        self._decode_globally(plan, mentions, scores)
-        return scores
+            return self.model.predict((docs, mentions))
+        return decode_globally(self.model, docs, mentions, self._best, self.cfg["max_global_passes"])
 
-    def _decode_globally(self, plan: Plan, mentions: List[Mentions], scores: List[ItemScores]) -> None:
-        decode_globally(plan, mentions, scores, self._run_batches, self._best, self.cfg["max_global_passes"])
-
-    def _ranked(self, mentions: Mentions, item: int, values: np.ndarray):
+    def _ranked(self, mentions: Mentions, item: int, logits: np.ndarray, rows: np.ndarray):
         """[(entity row, kb_id, probability)] of a scored mention, best first."""
-        logits, rows = split_row(values)
         cands = mentions.candidates[item]
         count = len(cands)
         whole = self.candidates.whole_vocabulary
@@ -346,19 +279,20 @@ class LukeEntityLinker(ItemsPipe):
         order = sorted(range(count), key=lambda j: -probs[j])
         return [(int(rows[j]), kb_ids[j], float(probs[j])) for j in order]
 
-    def _best(self, mentions: Mentions, item: int, values: np.ndarray):
-        row, _, prob = self._ranked(mentions, item, values)[0]
+    def _best(self, mentions: Mentions, item: int, logits: np.ndarray, rows: np.ndarray):
+        row, _, prob = self._ranked(mentions, item, logits, rows)[0]
         return row, prob
 
     # ------------------------------------------------------------------ annotate
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[ItemScores]) -> None:
-        for doc, (mentions, values, scored) in zip(docs, scores):
+        for doc, doc_scores in zip(docs, scores):
+            mentions, scored = doc_scores.items, doc_scores.scored
             if not len(mentions):
                 continue
             linked: Dict[tuple, tuple] = {}
             for i in np.flatnonzero(scored & mentions.linkable()).tolist():
-                ranked = self._ranked(mentions, i, values[i])
+                ranked = self._ranked(mentions, i, doc_scores.values[i], doc_scores.ids[i])
                 kb_scores = [(kb_id, p) for _, kb_id, p in ranked]
                 best_kb, best_p = kb_scores[0]
                 kb_id = best_kb if best_p >= self.cfg["threshold"] and best_kb else self.cfg["nil_id"]
@@ -373,8 +307,9 @@ class LukeEntityLinker(ItemsPipe):
     def _targets(self, example: Example, mentions: Mentions) -> np.ndarray:
         return mentions.gold_rows if mentions.gold_rows is not None else np.full(len(mentions), -1, dtype=np.int64)
 
-    def _loss(self, values: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
-        return candidate_loss(values, targets, self._tokenizer.entity_vocab.special_id("[PAD]"), normalizer, mask)
+    def _loss(self, scores: ItemScores, targets: np.ndarray, normalizer: int):
+        pad_row = self._tokenizer.entity_vocab.special_id("[PAD]")
+        return candidate_loss(scores.values, scores.ids, targets, pad_row, normalizer, scores.scored)
 
     def _n_counted(self, targets: np.ndarray, scored: np.ndarray) -> int:
         return int(((targets >= 0) & scored).sum())

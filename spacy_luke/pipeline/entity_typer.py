@@ -27,16 +27,14 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Config, Model
 
-from .candidates import Suggester
-from .extensions import install_typer_extensions
-from .losses import binary_cross_entropy, cross_entropy, prf, sigmoid, softmax
-from .base import TRAINABLE_SETTINGS, factory_settings
-from .kb_inputs import check_kb_inputs
-from .marked import Item, MarkedItemsPipe, doc_spans
-from .skeleton import ItemScores
+from ._shared.suggesters import Suggester
+from ._shared.extensions import install_typer_extensions
+from ._shared.losses import prf
+from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ..layers.kb_inputs import check_kb_inputs
+from ._shared.marked import Item, MarkedItemsPipe, doc_spans
+from ..layers.call_plan import ItemScores
 
-MULTI_LABEL = "multi_label_classification"
-SINGLE_LABEL = "single_label_classification"
 
 DEFAULT_TYPER_MODEL = Config().from_str(
     """
@@ -136,33 +134,7 @@ class LukeEntityTyper(MarkedItemsPipe):
             use_gold_ents=use_gold_ents,
             **settings,
         )
-        self._multi = bool(multi_label)
         install_typer_extensions()
-
-    # ------------------------------------------------------------------ labels / head
-
-    def _model_config(self, checkpoint_config):
-        config = super()._model_config(checkpoint_config)
-        multi = self.cfg["multi_label"]
-        if multi is None:
-            return config
-        base = config if config is not None else checkpoint_config
-        problem = MULTI_LABEL if multi else SINGLE_LABEL
-        if base.problem_type == problem:
-            return config
-        from ..model import LukeConfig
-
-        return LukeConfig.from_dict({**base.to_dict(), "problem_type": problem})
-
-    def _after_load(self, luke_model) -> None:
-        super()._after_load(luke_model)
-        multi = self.cfg["multi_label"]
-        self._multi = bool(multi) if multi is not None else luke_model.config.problem_type == MULTI_LABEL
-
-    @property
-    def multi_label(self) -> bool:
-        self._ensure_loaded()
-        return self._multi
 
     # ------------------------------------------------------------------ predict / annotate
 
@@ -177,11 +149,10 @@ class LukeEntityTyper(MarkedItemsPipe):
         """``{label: probability}`` for each row of logits, by the multi- or single-label rule."""
         if len(logits) == 0:
             return []
+        probs = self.probabilities(logits)
         if self._multi:
-            probs = sigmoid(logits.astype(np.float64))
             keep = probs >= self.cfg["threshold"]
             return [{self._id2label[j]: float(probs[i, j]) for j in np.flatnonzero(keep[i])} for i in range(len(logits))]
-        probs = softmax(logits.astype(np.float64))
         best = probs.argmax(axis=1)
         return [{self._id2label[int(b)]: float(probs[i, b])} for i, b in enumerate(best)]
 
@@ -243,11 +214,6 @@ class LukeEntityTyper(MarkedItemsPipe):
         if self._multi:
             return items, np.asarray(targets, dtype=np.float32).reshape(len(items), len(label2id))
         return items, np.asarray(targets, dtype=np.int64)
-
-    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
-        if self._multi:
-            return binary_cross_entropy(logits, targets, normalizer, mask)
-        return cross_entropy(logits, targets, normalizer, mask)
 
 
 def typed_spans(doc: Doc, name: str = "luke_types") -> Dict[Tuple[int, int], Any]:

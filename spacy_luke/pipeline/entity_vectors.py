@@ -26,14 +26,14 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Config, Model
 
-from .candidates import Suggester
-from .extensions import install_vector_extensions
-from .kb_inputs import check_kb_inputs, doc_kb_ids, kb_entity_rows
-from .base import SHARED_SETTINGS, factory_settings
-from .skeleton import ItemsPipe, Plan
-from .loaders import CheckpointLoader
-from .marked import doc_spans
-from .skipped import SkipLog
+from ._shared.suggesters import Suggester
+from ._shared.extensions import install_vector_extensions
+from ..layers.kb_inputs import check_kb_inputs, doc_kb_ids, kb_entity_rows
+from ._shared.base import SHARED_SETTINGS, factory_settings
+from ._shared.items_pipe import ItemsPipe
+from ..layers.call_plan import SpanItems, item_spans
+from ._shared.loaders import CheckpointLoader
+from ._shared.marked import doc_spans
 
 DEFAULT_ENCODER_MODEL = Config().from_str(
     """
@@ -118,33 +118,20 @@ class LukeEntityVectors(ItemsPipe):
 
     # ------------------------------------------------------------------ predict / annotate
 
-    def _entity_ids(self, doc: Doc, spans: np.ndarray) -> np.ndarray:
-        tok = self._tokenizer
-        ids = np.full(len(spans), tok.entity_mask_token_id, dtype=np.int64)
-        if not self.cfg["use_kb_ids"]:
-            return ids
-        rows = kb_entity_rows(doc_kb_ids(doc), spans, tok.entity_vocab, self.cfg.get("lang"))
-        return np.where(rows >= 0, rows, ids)
-
     def _items(self, docs: Sequence[Doc]) -> List[np.ndarray]:
         return doc_spans(self.name, self.candidates, docs)
 
-    def _width(self) -> int:
-        return self.luke_model.config.hidden_size
-
-    def _plan(self, docs: Sequence[Doc], spans: List[np.ndarray]) -> Plan:
-        """All spans of a word window in one input (at most ``max_entities_per_pass``), no markers."""
-        plan = Plan(skips=SkipLog(self.name))
-        entity_ids = [self._entity_ids(doc, doc_spans_) if len(doc) else None for doc, doc_spans_ in zip(docs, spans)]
-        for d, pieces, start, indices in self._span_windows(docs, spans, plan.skips):
-            x = self.doc_encoder.span_inputs_from_pieces(pieces, spans[d][indices] - start)
-            del x["entity_start_positions"], x["entity_end_positions"]
-            x["entity_ids"] = entity_ids[d][indices]
-            plan.add(x, d, indices)
-        return plan
+    def _model_items(self, docs: Sequence[Doc], spans: List[np.ndarray]) -> List[SpanItems]:
+        """All spans of a word window go in together (no markers): as [MASK] entities, or, with
+        ``use_kb_ids``, a linked span as its own entity."""
+        if not self.cfg["use_kb_ids"]:
+            return spans
+        vocab, lang = self._tokenizer.entity_vocab, self.cfg.get("lang")
+        return [SpanItems(s, kb_entity_rows(doc_kb_ids(doc), s, vocab, lang)) if len(s) else s for doc, s in zip(docs, spans)]
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
-        for doc, (spans, vectors, done) in zip(docs, predictions):
+        for doc, (items, vectors, done) in zip(docs, predictions):
+            spans = item_spans(items)
             for i in np.flatnonzero(done).tolist():
                 Span(doc, int(spans[i, 0]), int(spans[i, 1]))._.luke_vector = np.ascontiguousarray(vectors[i], dtype=np.float32)
             if self.cfg["set_vector_hooks"] and len(doc):

@@ -18,15 +18,16 @@ from spacy.training import Example, validate_get_examples
 from spacy.util import registry
 from thinc.api import Config, Model, get_current_ops
 
-from .losses import cross_entropy
-from .base import TRAINABLE_SETTINGS, factory_settings
-from .skeleton import ItemScores, ItemsPipe, Plan
-from .candidates import Suggester, sentence_spans_of_docs, split_ragged
-from .extensions import install_extensions
-from .loaders import CheckpointLoader
-from .skipped import SkipLog
-from .span_pruning import SpanPruning, ensure_pruner, prune, pruning_of, update_pruner
-from ..tokenization.padded_batches import SpanPass
+from ..layers.call_plan import ItemScores, SpanItems, item_spans
+from ..layers.items_model import configure_items_model
+from ..layers.span_pruner import pruning_attrs
+from ._shared.losses import cross_entropy
+from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ._shared.items_pipe import ItemsPipe
+from ._shared.suggesters import Suggester, sentence_spans_of_docs, split_ragged
+from ._shared.extensions import install_extensions
+from ._shared.loaders import CheckpointLoader
+from ._ner.span_pruning import SpanPruning, ensure_pruner, pruning_of, update_pruner
 
 NIL_LABELS = ("NIL", "O")
 # The public CoNLL-2003 checkpoint (PER, ORG, LOC, MISC): ``nlp.add_pipe("luke_ner")`` works as is.
@@ -137,10 +138,24 @@ class LukeNER(ItemsPipe):
             **settings,
         )
         self.candidates = candidates
-        self.pruning = pruning_of(pruning)
+        self.pruning = pruning
         self._id2label: List[str] = []
         self._nil = -1
         install_extensions()
+
+    @property
+    def pruning(self) -> Optional[SpanPruning]:
+        """The span pruner's settings (``spacy-luke.span_pruning.v1``), or None: no pruning."""
+        return self._pruning
+
+    @pruning.setter
+    def pruning(self, value) -> None:
+        self._pruning = pruning_of(value)
+        self._configure_model()
+
+    def _configure_model(self) -> None:
+        super()._configure_model()
+        configure_items_model(self.model, pruning=pruning_attrs(getattr(self, "_pruning", None)))
 
     # ------------------------------------------------------------------ labels
 
@@ -187,33 +202,21 @@ class LukeNER(ItemsPipe):
             return min(self.cfg["max_mention_length"], int(longest))
         return self.cfg["max_mention_length"]
 
-    def _training_items(self, examples: Sequence[Example]) -> List[np.ndarray]:
-        """Training sees every default candidate up to max_mention_length (the longer ones as NIL)."""
+    def _training_items(self, examples: Sequence[Example]) -> List[SpanItems]:
+        """Training sees every default candidate up to max_mention_length (the longer ones as
+        NIL), each with its gold label index (computed once, for the loss and the span pruner)."""
+        docs = [eg.predicted for eg in examples]
         if self.candidates is None:
-            return sentence_spans_of_docs([eg.predicted for eg in examples], self.cfg["max_mention_length"])
-        return self._items([eg.predicted for eg in examples])
+            spans = sentence_spans_of_docs(docs, self.cfg["max_mention_length"])
+        else:
+            spans = self._items(docs)
+        return [SpanItems(s, targets=self._gold(eg, s)) for eg, s in zip(examples, spans)]
 
-    def _select(self, docs: Sequence[Doc], candidates: List[np.ndarray]) -> List[np.ndarray]:
-        """With ``pruning``: the candidates the span pruner keeps (:mod:`.span_pruning`); else all."""
-        return candidates if self.pruning is None else prune(self, docs, candidates, self.pruning)
-
-    def _update_more(self, examples: Sequence[Example], plan: Plan, candidates: List[np.ndarray], losses: Dict[str, float]) -> None:
+    def _update_more(self, examples: Sequence[Example], items: List[SpanItems], losses: Dict[str, float]) -> None:
         """With ``pruning``: the span pruner learns from the same candidates (``losses[name + "_pruner"]``)."""
         if self.pruning is not None:
             ensure_pruner(self, self.pruning)
-            update_pruner(self, examples, plan, candidates, losses)
-
-    def _plan(self, docs: Sequence[Doc], candidates: List[np.ndarray], per_pass: Optional[int] = None) -> Plan:
-        """One input per word window and group of at most ``max_entities_per_pass`` candidates
-        (``per_pass``: another limit; the span pruner, which reads no entity slots, takes a window's all).
-
-        A candidate with no word pieces, more than the window holds, or no window that holds
-        it whole is skipped (:mod:`~spacy_luke.pipeline.skipped`): it stays unscored.
-        """
-        plan = Plan(skips=SkipLog(self.name))
-        for d, pieces, start, indices in self._span_windows(docs, candidates, plan.skips, per_pass):
-            plan.add(SpanPass(pieces, candidates[d][indices] - start), d, indices)
-        return plan
+            update_pruner(self, examples, items, losses)
 
     # ------------------------------------------------------------------ annotate
 
@@ -338,14 +341,15 @@ class LukeNER(ItemsPipe):
                 targets[i] = gold.get((start, end), self._nil)
         return targets
 
-    def _targets(self, example: Example, spans: np.ndarray) -> np.ndarray:
-        return self._gold(example, spans)
+    def _targets(self, example: Example, items) -> np.ndarray:
+        targets = getattr(items, "targets", None)
+        return targets if targets is not None else self._gold(example, item_spans(items))
 
     def _n_counted(self, targets: np.ndarray, scored: np.ndarray) -> int:
         return int(((targets >= 0) & scored).sum())  # candidates with known gold
 
-    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
-        return cross_entropy(logits, targets, normalizer, mask)
+    def _loss(self, scores: ItemScores, targets: np.ndarray, normalizer: int):
+        return cross_entropy(scores.values, targets, normalizer, scores.scored)
 
 
 @registry.scorers("spacy-luke.ner_scorer.v1")

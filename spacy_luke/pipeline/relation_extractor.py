@@ -32,13 +32,14 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Config, Model
 
-from .candidates import Suggester, sentence_bounds
-from .extensions import install_relation_extensions
-from .losses import cross_entropy, prf, softmax
-from .base import TRAINABLE_SETTINGS, factory_settings
-from .kb_inputs import check_kb_inputs
-from .marked import Item, MarkedItemsPipe, doc_spans
-from .relations import relation_record, sort_relations
+from ..layers.doc_pieces import sentence_bounds
+from ._shared.suggesters import Suggester
+from ._shared.extensions import install_relation_extensions
+from ._shared.losses import cross_entropy, prf, softmax
+from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ..layers.kb_inputs import check_kb_inputs
+from ._shared.marked import Item, MarkedItemsPipe, doc_spans
+from ._relations.records import relation_record, sort_relations
 
 #: The default ``max_pair_distance``, in tokens: above typical sentence lengths (TACRED's sentences
 #: average 36 tokens), so a split text keeps every in-sentence pair, while an unsplit one pairs each
@@ -364,8 +365,8 @@ class LukeRelationExtractor(MarkedItemsPipe):
             targets.append(label2id[label])
         return np.asarray(targets, dtype=np.int64)
 
-    def _loss(self, logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: np.ndarray):
-        return cross_entropy(logits, targets, normalizer, mask)
+    def _loss(self, scores, targets: np.ndarray, normalizer: int):
+        return cross_entropy(scores.values, targets, normalizer, scores.scored)
 
 
 @registry.scorers("spacy-luke.relation_scorer.v1")

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..tokenization.window_inputs import mention_position_ids
+from ..tokenization.doc_inputs.window_inputs import mention_position_ids
 
 ENTITY_MODES = ("none", "mask", "kb_ids")
 
@@ -233,7 +233,7 @@ class WindowEncoder:
         mask = np.full(len(spans), self.tokenizer.entity_mask_token_id, dtype=np.int64)
         if self.entities != "kb_ids" or not len(spans):
             return mask
-        from ..pipeline.kb_inputs import kb_entity_rows
+        from ..layers.kb_inputs import kb_entity_rows
 
         found = kb_entity_rows(
             {(int(a), int(b)): kb for (a, b), kb in zip(spans.tolist(), kb_ids) if kb},

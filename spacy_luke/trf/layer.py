@@ -94,7 +94,7 @@ def init(model: Model, X=None, Y=None) -> None:
                 f"The {model.name} layer has no weights and no `pretrained` checkpoint to load them from: set "
                 "`pretrained` in [components.transformer.model] (a LUKE / mLUKE / BERT / RoBERTa / XLM-R folder or hub id)."
             )
-        from ..pipeline.loaders import LukeCheckpoint
+        from ..convert.checkpoints import LukeCheckpoint
 
         folder = LukeCheckpoint(str(pretrained), revision=model.attrs["revision"], lite=model.attrs["lite"]).resolve()
         shim.load_folder(folder, lite=model.attrs["lite"])

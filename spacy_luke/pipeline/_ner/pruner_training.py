@@ -1,4 +1,5 @@
-"""Give a trained luke_ner pipeline a span pruner, learned afterwards (``python -m spacy_luke train-pruner``).
+"""Give a trained luke_ner pipeline a span pruner, learned afterwards (the command line:
+``python -m spacy_luke train-pruner``, :mod:`spacy_luke.cli.train_pruner`).
 
 The pruner (:mod:`spacy_luke.model.span_pruner`) reads detached word states, so learning it
 never changes the NER weights: it can be trained alone, in minutes, on a pipeline trained
@@ -13,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from .pipeline.span_pruning import SpanPruning, ensure_pruner, prune, update_pruner
+from ...layers.span_pruner import prune
+from .span_pruning import SpanPruning, ensure_pruner, update_pruner
 
 
 @dataclass
@@ -82,9 +84,8 @@ def train_span_pruner(
             candidates = pipe._training_items(batch)
             if not any(len(c) for c in candidates):
                 continue
-            plan = pipe._plan([eg.predicted for eg in batch], candidates)
             optimizer.zero_grad(set_to_none=True)
-            total += update_pruner(pipe, batch, plan, candidates, {})
+            total += update_pruner(pipe, batch, candidates, {})
             optimizer.step()
             steps, batches = steps + 1, batches + 1
             if batches % 100 == 0:
@@ -100,7 +101,7 @@ def train_span_pruner(
 
 
 def _ner_pipe(nlp, pipe_name: Optional[str]):
-    from .pipeline.ner import LukeNER
+    from ..ner import LukeNER
 
     found = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, LukeNER)]
     if pipe_name is not None:
@@ -133,7 +134,7 @@ def _measure(pipe, examples: Sequence, report: PrunerReport, batch_size: int = 6
         batch = examples[i : i + batch_size]
         docs = [eg.predicted for eg in batch]
         candidates = pipe._items(docs)
-        kept = prune(pipe, docs, candidates, pipe.pruning)
+        kept = prune(pipe.model, docs, candidates, keep_per_word=pipe.pruning.keep_per_word, min_probability=pipe.pruning.min_probability)
         for eg, spans, kept_spans in zip(batch, candidates, kept):
             gold = {(s.start, s.end) for s in eg.get_aligned_spans_y2x(eg.reference.ents)}
             report.dev_gold += len(gold)
@@ -159,48 +160,3 @@ def report_lines(report: PrunerReport) -> List[str]:
             f"gold entities ({report.dev_recall:.2%})"
         )
     return lines
-
-
-def add_train_pruner_command(command, count) -> None:
-    """Add ``train-pruner`` to the command line (``command``: cli.make_parser's subcommand maker;
-    ``count``: its integer argument type)."""
-    pruner = command("train-pruner", "add a learned span pruner to a trained luke_ner pipeline (its NER weights unchanged): fewer candidates get the full LUKE pass", run_train_pruner)
-    pruner.add_argument("pipeline", help="a saved spaCy pipeline with one luke_ner pipe")
-    pruner.add_argument("train", help="a .spacy file of docs with gold entities (the NER training data)")
-    pruner.add_argument("output", help="folder to save the pipeline with the pruner to (new or empty, unless --overwrite)")
-    pruner.add_argument("--dev", default=None, help="a .spacy file to report on: the share of gold entities the kept candidates hold")
-    pruner.add_argument("--pipe", default=None, help="the luke_ner pipe's name, when the pipeline has several")
-    pruner.add_argument("--layers", type=count(1), default=2, help="encoder layers the pruner runs over the words (default: 2)")
-    pruner.add_argument("--hidden-width", type=count(1), default=128, help="the pruner's hidden width (default: 128)")
-    pruner.add_argument("--keep-per-word", type=float, default=1.0, help="candidates kept per token of a doc, rounded up (default: 1.0)")
-    pruner.add_argument("--min-probability", type=float, default=0.0, help="also drop candidates below this pruner probability (default: 0)")
-    pruner.add_argument("--epochs", type=count(1), default=2, help="passes over the training data (default: 2)")
-    pruner.add_argument("--batch-size", type=count(1), default=32, help="docs per step (default: 32)")
-    pruner.add_argument("--learn-rate", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
-    pruner.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    pruner.add_argument("--overwrite", action="store_true", help="replace the files in a non-empty output folder")
-
-
-def run_train_pruner(args) -> int:
-    """``python -m spacy_luke train-pruner``: check the paths, train, report on stderr."""
-    import sys
-
-    from .cli import CliError
-
-    if not Path(args.output).parent.is_dir():
-        raise CliError(f"{args.output}: the folder {Path(args.output).parent} does not exist")
-    for name in (args.pipeline, args.train) + ((args.dev,) if args.dev else ()):
-        if not Path(name).exists():
-            raise CliError(f"{name}: no such file or folder")
-    if Path(args.output).exists() and any(Path(args.output).iterdir()) and not args.overwrite:
-        raise CliError(f"{args.output} is not empty: add --overwrite to replace its files")
-    pruning = SpanPruning(args.layers, args.hidden_width, args.keep_per_word, args.min_probability)
-    report = train_span_pruner(
-        Path(args.pipeline), Path(args.train), Path(args.output), pipe_name=args.pipe, dev=Path(args.dev) if args.dev else None,
-        pruning=pruning, epochs=args.epochs, batch_size=args.batch_size, learn_rate=args.learn_rate, seed=args.seed,
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    for line in report_lines(report):
-        print(line, file=sys.stderr)
-    print(f"Wrote the pipeline with its span pruner to {args.output}", file=sys.stderr)
-    return 0

@@ -34,7 +34,7 @@ from spacy.training import Example
 from spacy.util import filter_spans, registry
 
 from .extensions import install_relation_extensions, install_typer_extensions
-from .relations import sort_relations
+from .._relations.records import sort_relations
 
 ENTITIES_KEY = "luke_entities"
 

@@ -59,8 +59,8 @@ def build_kb_with_report(
     from spacy.kb import InMemoryLookupKB
     from spacy.vocab import Vocab
 
-    from .entity_vocab import load_entity_vocab
-    from .model.checkpoint import resolve_checkpoint
+    from ...sources.entity_vocab import load_entity_vocab
+    from ...model.checkpoint import resolve_checkpoint
 
     aliases_path = Path(aliases_path)
     if not aliases_path.is_file():
@@ -110,7 +110,7 @@ def read_entity_embeddings(folder: Union[str, Path], rows: List[int]):
     """float32 numpy ``(len(rows), entity_emb_size)``: those rows of the checkpoint's entity embedding table."""
     import numpy as np
 
-    from .model.checkpoint import CheckpointError, open_checkpoint
+    from ...model.checkpoint import CheckpointError, open_checkpoint
 
     for key, source in open_checkpoint(Path(folder)):
         if key in ENTITY_EMBEDDING_KEYS:

@@ -12,33 +12,8 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Ops, Ragged, get_current_ops
 
+
 Suggester = Callable[..., Ragged]
-
-
-def sentence_bounds(doc: Doc) -> List[tuple]:
-    """Token ``(start, end)`` of each sentence; the whole doc when it has no sentence boundaries."""
-    starts = _sentence_starts(doc)
-    return list(zip(starts.tolist(), starts[1:].tolist() + [len(doc)]))
-
-
-def _sentence_starts(doc: Doc, sent_start: Optional[np.ndarray] = None) -> np.ndarray:
-    """Token index of each sentence start (``[0]`` without sentence boundaries; empty for an empty doc).
-
-    The same sentences as ``doc.sents``: token 0, and every later token whose ``sent_start`` is 1,
-    read with one ``doc.to_array`` call instead of iterating the Span objects.
-    """
-    if len(doc) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if sent_start is None:
-        from spacy.attrs import SENT_START
-
-        sent_start = doc.to_array(SENT_START).reshape(-1).astype(np.int64)
-    if len(doc) > 1 and not sent_start[1:].any():  # no sentence annotation: one sentence
-        return np.zeros(1, dtype=np.int64)
-    starts = np.flatnonzero(sent_start == 1)
-    if len(starts) == 0 or starts[0] != 0:
-        starts = np.concatenate([[0], starts])
-    return starts.astype(np.int64)
 
 
 def sentence_spans(doc: Doc, max_length: int) -> np.ndarray:

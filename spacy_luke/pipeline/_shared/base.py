@@ -10,29 +10,28 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import srsly
 from spacy import util
-from spacy.attrs import ORTH, SPACY
 from spacy.errors import Errors
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..layers.architectures import (
+from ...layers.head_layer import (
     get_pieces,
     get_torch_module,
+    head_layer,
     is_loaded,
     load_luke_folder,
     save_luke_folder,
     set_engine,
     set_precision,
 )
-from ..layers.engines import MAX_PADDING as ENGINE_MAX_PADDING
-from ..layers.engines import check_engine
-from .loaders import LukeCheckpoint
+from ...layers.items_model import configure_items_model
+from ...layers.engines import MAX_PADDING as ENGINE_MAX_PADDING
+from ...layers.engines import check_engine
 
 MODEL_DIR = "luke"
 #: Held while a pipe loads its weights at first use (rare: one lock for all pipes, picklable pipes).
@@ -91,10 +90,37 @@ class LukePipe(TrainablePipe):
             "labels": [],
             **cfg,
         }
-        # The model owns the weights and the tokenizer (spacy_luke.layers): the pipe only says
-        # how its predictions run.
+        # The model owns the weights, the tokenizer and the path from Docs to scores
+        # (spacy_luke.layers): the pipe gives it its settings.
         set_precision(model, precision)
         set_engine(model, engine)
+        self._configure_model()
+
+    def _configure_model(self) -> None:
+        """Give the model the pipe's batching settings (its layers read them per call)."""
+        configure_items_model(
+            self.model, pipe_name=self.name, max_entities_per_pass=self.cfg["max_entities_per_pass"],
+            max_batch_cost=self.cfg["max_batch_cost"], engine=self.cfg["engine"],
+        )
+
+    def configure(self, *, precision: Optional[str] = None, engine: Optional[str] = None, max_batch_cost: Optional[int] = None) -> None:
+        """Change how predictions run: the precision mode, the engine, the batch cost bound
+        (kept in the pipe's cfg, so a saved pipe keeps them)."""
+        if precision is not None:
+            _check_precision(self.name, precision)
+        if precision is not None or engine is not None:
+            check_engine(self.name, engine or self.cfg["engine"], precision or self.cfg["precision"], self.head)
+        if max_batch_cost is not None and max_batch_cost < 1:
+            raise ValueError(f"[{self.name}] max_batch_cost must be positive, got {max_batch_cost}.")
+        if precision is not None:
+            self.cfg["precision"] = precision
+            set_precision(self.model, precision)
+        if engine is not None:
+            self.cfg["engine"] = engine
+            set_engine(self.model, engine)
+        if max_batch_cost is not None:
+            self.cfg["max_batch_cost"] = int(max_batch_cost)
+        self._configure_model()
 
     # ------------------------------------------------------------------ loading
 
@@ -142,10 +168,14 @@ class LukePipe(TrainablePipe):
                 f"[{self.name}] has no weights: set `pretrained` (a hub id or a local LUKE folder) in the "
                 f"pipe's config, or call nlp.initialize() with a loader in [initialize.components.{self.name}]."
             )
+        from ...convert.checkpoints import LukeCheckpoint
+
         self._load(LukeCheckpoint(self.cfg["pretrained"], lite=self.cfg["lite"]))
 
-    def _checkpoint_to_initialize(self, loader: Optional[Callable[[], LukeCheckpoint]]) -> LukeCheckpoint:
+    def _checkpoint_to_initialize(self, loader: Optional[Callable[[], Any]]):
         """The checkpoint ``initialize`` loads: the ``[initialize]`` loader's, else ``pretrained``."""
+        from ...convert.checkpoints import LukeCheckpoint
+
         if loader is None:
             if not self.cfg.get("pretrained"):
                 raise ValueError(
@@ -162,8 +192,8 @@ class LukePipe(TrainablePipe):
         """The config to build the head with (subclasses set labels here); None keeps the checkpoint's."""
         return None
 
-    def _load(self, checkpoint: LukeCheckpoint) -> None:
-        from ..model import LukeConfig
+    def _load(self, checkpoint) -> None:
+        from ...model import LukeConfig
 
         folder = checkpoint.resolve()
         config = self._model_config(LukeConfig.from_json_file(folder / "config.json"))
@@ -181,27 +211,13 @@ class LukePipe(TrainablePipe):
     def _after_load(self, luke_model) -> None:
         """Hook: read labels etc. from the loaded model."""
 
-    def _on_gpu(self) -> bool:
-        """Whether the weights sit on a CUDA device."""
-        param = next(get_torch_module(self.model).parameters(), None)
-        return param is not None and param.device.type == "cuda"
-
     # ------------------------------------------------------------------ inputs
 
     def _word_budget(self) -> int:
-        """Word pieces one model input holds: the model's positions (and the tokenizer's limit),
-        less ``<s>``, ``</s>`` and the pipe's ``n_markers`` pairs of marker pieces."""
-        config = self.luke_model.config
-        positions = config.max_position_embeddings - config.pad_token_id - 1
-        return min(self._tokenizer.model_max_length, positions) - 2 - 2 * self.n_markers
+        """Word pieces one model input holds (see ``spacy_luke.layers.doc_pieces.word_budget``)."""
+        from ...layers.doc_pieces import word_budget
 
-    def _doc_pieces(self, doc: Doc):
-        """The word pieces of a doc's tokens (:class:`TokenPieces`), from its ORTH/SPACY arrays."""
-        return self._docs_pieces([doc])[0]
-
-    def _docs_pieces(self, docs: Sequence[Doc]) -> List:
-        """:meth:`_doc_pieces` of many docs, encoded together (one piece array for all)."""
-        return docs_token_pieces(self._encoder, docs)
+        return word_budget(self.luke_model.config, self._tokenizer, self.n_markers)
 
     # ------------------------------------------------------------------ serialization
 
@@ -228,12 +244,12 @@ class LukePipe(TrainablePipe):
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         if "model" not in exclude:
             self._ensure_loaded()
-        serialize = {"cfg": lambda: srsly.json_dumps(self.cfg), "model": self.model.to_bytes}
+        serialize = {"cfg": lambda: srsly.json_dumps(self.cfg), "model": head_layer(self.model).to_bytes}
         return util.to_bytes(serialize, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LukePipe":
         def load_model(data: bytes) -> None:
-            self.model.from_bytes(data)
+            head_layer(self.model).from_bytes(data)
             if self.is_loaded:
                 self._weights_arrived()
 
@@ -245,6 +261,7 @@ class LukePipe(TrainablePipe):
         self.cfg.update(cfg)
         set_precision(self.model, self.cfg.get("precision", "float32"))
         set_engine(self.model, self.cfg.get("engine", "torch"))
+        self._configure_model()
 
     @property
     def max_padding(self) -> float:
@@ -270,7 +287,7 @@ class LukePipe(TrainablePipe):
         pretrained = self.cfg.get("pretrained")
         if not self.cfg["labels"] and not self.is_loaded and pretrained and (Path(pretrained) / "config.json").is_file():
             # Before first use, for a local checkpoint: its labels, from config.json (no weights read).
-            from ..model import LukeConfig
+            from ...model import LukeConfig
 
             path = Path(pretrained) / "config.json"
             data = srsly.read_json(path)
@@ -287,34 +304,10 @@ class LukePipe(TrainablePipe):
         return list(self.labels)
 
 
-def docs_token_pieces(doc_encoder, docs: Sequence[Doc]) -> List:
-    """The word pieces (``TokenPieces``) of each doc's tokens, encoded together from their
-    ORTH/SPACY arrays by ``doc_encoder`` (a ``TokenPieceEncoder``).
-
-    The docs of one batch may come from different vocabs (``nlp.pipe`` takes Docs made
-    elsewhere): a token's string is read from the first of the docs' vocabs that holds its key.
-    """
-    if not docs:
-        return []
-    stores = list({id(doc.vocab): doc.vocab.strings for doc in docs}.values())
-    if len(stores) == 1:
-        text_of = stores[0].__getitem__
-    else:
-
-        def text_of(key: int) -> str:
-            for strings in stores:
-                if key in strings:
-                    return strings[key]
-            raise KeyError(f"No vocab of the batch's docs has the string of token key {key}: make each doc with its own vocab's strings.")
-
-    columns = [doc.to_array([ORTH, SPACY]).reshape(-1, 2) for doc in docs]
-    return doc_encoder.encode_keyed_docs(columns, text_of)
-
-
 def _check_precision(pipe_name: str, precision: str) -> None:
     """A clear error for an unknown precision mode, from the one registry of modes (model/precision.py)."""
     try:
-        from ..model.precision import get_precision
+        from ...model.precision import get_precision
     except ImportError:  # torch cannot be imported here: the mode is checked when the weights load
         return
     try:
@@ -325,7 +318,7 @@ def _check_precision(pipe_name: str, precision: str) -> None:
 
 def __getattr__(name: str):
     if name == "PRECISIONS":  # the precision modes, from their one registry
-        from ..model.precision import PRECISIONS
+        from ...model.precision import PRECISIONS
 
         return PRECISIONS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ from typing import Callable, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..tokenization.token_pieces import TokenPieces
+from ..tokenization.doc_inputs.token_pieces import TokenPieces
 
 
 def _pieces(piece_starts: np.ndarray, piece_ends: np.ndarray, start: int, end: int) -> int:
@@ -222,7 +222,7 @@ def encodable_windows(
     """:func:`plan_windows` of the ``spans`` that can be encoded; ``on_skip(index, reason)`` for the others.
 
     A span is skipped when it has no word pieces (only whitespace), more than ``budget``, or no
-    window holds it whole (see :mod:`spacy_luke.pipeline.skipped`).
+    window holds it whole (see :mod:`spacy_luke.layers.skipped`).
     """
     from .skipped import NO_WINDOW, unencodable
 

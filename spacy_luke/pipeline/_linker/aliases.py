@@ -2,7 +2,7 @@
 
 - Alias file (UTF-8 TSV): ``alias<TAB>title<TAB>count`` per line; titles are unprefixed (also
   for mLUKE), counts are positive numbers (e.g. Wikipedia anchor counts). Read by the linker's
-  ``spacy-luke.TitleCandidates.v1`` and by ``build-kb`` (``spacy_luke.kb_tools``).
+  ``spacy-luke.TitleCandidates.v1`` and by ``build-kb`` (``spacy_luke.pipeline._linker.kb_builder``).
 - Mapping file (UTF-8 TSV): ``kb_id<TAB>title`` per line, for ``spacy-luke.KBCandidates.v1``.
 
 Malformed lines are an ``AliasFileError`` naming the file and the line.

@@ -8,28 +8,23 @@ then a small span scorer) and sends only the best ``ceil(keep_per_word x words)`
 (those with a pruner probability of at least ``min_probability``) to the full pass. The others
 get no entity, as if the full pass had called them NIL.
 
-The pruner learns alongside the NER head (``spacy train``, ``nlp.update``: binary cross entropy
-against the gold entities, on detached word states), or afterwards on a trained pipeline with
-``python -m spacy_luke train-pruner``.
+The pruner is a second head of luke_ner's model (:mod:`spacy_luke.layers.span_pruner`): the
+model prunes before the full pass. It learns alongside the NER head (``spacy train``,
+``nlp.update``: binary cross entropy against the gold entities, on detached word states, through
+its own ``begin_update``), or afterwards on a trained pipeline with ``python -m spacy_luke
+train-pruner``.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
-from ..layers.architectures import get_torch_module, span_pruner_backward, span_pruner_logits
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .ner import LukeNER
-    from .skeleton import Plan
-
+from ...layers.head_layer import get_torch_module
+from ...layers.span_pruner import binary_loss, budget, pruner_targets
 
 @dataclass(frozen=True)
 class SpanPruning:
@@ -52,7 +47,7 @@ class SpanPruning:
 
     def budget(self, n_words: int) -> int:
         """Candidates a doc of ``n_words`` tokens keeps at most (at least one)."""
-        return max(1, math.ceil(self.keep_per_word * n_words))
+        return budget(self.keep_per_word, n_words)
 
 
 @registry.misc("spacy-luke.span_pruning.v1")
@@ -69,7 +64,7 @@ def make_span_pruning(layers: int = 2, hidden_width: int = 128, keep_per_word: f
 
 def ensure_pruner(pipe: "LukeNER", pruning: SpanPruning) -> None:
     """Give the pipe's model a new span pruner of ``pruning``'s shape, unless it has one already."""
-    from ..model.span_pruner import SpanPrunerConfig, add_span_pruner
+    from ...model.span_pruner import SpanPrunerConfig, add_span_pruner
 
     head = get_torch_module(pipe.model)
     if head.span_pruner is None:
@@ -85,75 +80,33 @@ def ensure_pruner(pipe: "LukeNER", pruning: SpanPruning) -> None:
         )
 
 
-def check_trained(pipe: "LukeNER") -> None:
-    """A clear error when pruning is asked of weights with no trained pruner."""
-    pruner = get_torch_module(pipe.model).span_pruner
-    if pruner is None or not pruner.settings.trained:
-        state = "has no span pruner" if pruner is None else "has an untrained span pruner"
-        raise ValueError(
-            f"[{pipe.name}] pruning is set, but the model {state}: an untrained pruner would drop entities at random. "
-            "Train it (spacy train with pruning set, or python -m spacy_luke train-pruner), or set pruning = null."
-        )
-
-
-#: Candidates per pruner input: all of a word window's (the pruner reads no entity slots, so
-#: cutting them into passes would only run its word layers again).
-WHOLE_WINDOW = 1 << 30
-
-
-def pruner_scores(pipe: "LukeNER", docs: Sequence[Doc], candidates: List[np.ndarray]) -> List[np.ndarray]:
-    """The pruner's logit of each doc's candidates (-inf for a candidate no input can hold)."""
-    check_trained(pipe)
-    plan = pipe._plan(docs, candidates, per_pass=WHOLE_WINDOW)
-    if plan.skips is not None:
-        plan.skips.warn()  # here: the full pass never sees them (their score stays -inf)
-    scores = [np.full(len(spans), -np.inf, dtype=np.float32) for spans in candidates]
-    for batch, padded in pipe._padded_batches(plan.inputs):
-        logits = span_pruner_logits(pipe.model, padded)
-        for row, i in enumerate(batch):
-            d, indices = plan.owners[i]
-            scores[d][indices] = logits[row, : len(indices)]
-    return scores
-
-
-def prune(pipe: "LukeNER", docs: Sequence[Doc], candidates: List[np.ndarray], pruning: SpanPruning) -> List[np.ndarray]:
-    """Each doc's candidates the full pass should score: the best by pruner score, in their order.
-
-    Docs whose candidates all fit their budget (and no ``min_probability``) skip the pruner pass.
-    """
-    check_trained(pipe)
-    wanted = [
-        d for d, (doc, spans) in enumerate(zip(docs, candidates))
-        if len(spans) > pruning.budget(len(doc)) or (pruning.min_probability > 0 and len(spans))
-    ]
-    kept = list(candidates)
-    if not wanted:
-        return kept
-    scores = pruner_scores(pipe, [docs[d] for d in wanted], [candidates[d] for d in wanted])
-    min_logit = -np.inf if pruning.min_probability <= 0 else math.log(pruning.min_probability / (1 - pruning.min_probability))
-    for d, doc_scores in zip(wanted, scores):
-        order = np.argsort(-doc_scores, kind="stable")[: pruning.budget(len(docs[d]))]
-        order = order[np.isfinite(doc_scores[order]) & (doc_scores[order] >= min_logit)]
-        kept[d] = candidates[d][np.sort(order)]
-    return kept
-
-
-def update_pruner(pipe: "LukeNER", examples: Sequence[Example], plan: "Plan", candidates: List[np.ndarray], losses: Dict[str, float]) -> float:
+def update_pruner(pipe: "LukeNER", examples: Sequence[Example], items: List[Any], losses: Dict[str, float]) -> float:
     """One learning step of the span pruner on the batch's candidates (gradients only; the
-    optimizer step is the pipe's); its loss goes to ``losses[f"{pipe.name}_pruner"]``."""
-    gold = [pipe._gold(example, spans) for example, spans in zip(examples, candidates)]
-    targets = [np.where(g < 0, -1, (g != pipe._nil).astype(np.int64)) for g in gold]
+    optimizer step is the pipe's); its loss goes to ``losses[f"{pipe.name}_pruner"]``.
+
+    ``items``: each doc's candidates with their gold label index (``targets``, as luke_ner's
+    training items carry them).
+    """
+    import warnings
+
+    from ...layers.skipped import LukeSkippedSpanWarning
+
+    pruner = pipe.model.get_ref("span_pruner")
+    docs = [eg.predicted for eg in examples]
+    with warnings.catch_warnings():  # the classifier's pass of the same candidates said so already
+        warnings.simplefilter("ignore", LukeSkippedSpanWarning)
+        scores, backprop = pruner.begin_update((docs, items))
+    targets = [pruner_targets(x.targets, pipe._nil) for x in items]
     # Over the candidates some input holds (those that cannot be encoded have no row).
-    normalizer = sum(int((targets[d][indices] >= 0).sum()) for d, indices in plan.owners)
+    normalizer = sum(int(((t >= 0) & s.scored).sum()) for t, s in zip(targets, scores))
     if normalizer == 0:
         return 0.0
-    loss = 0.0
-    for batch, padded in pipe._padded_batches(plan.inputs):
-        batch_targets = np.full(padded["entity_start_positions"].shape, -1, dtype=np.int64)
-        for row, i in enumerate(batch):
-            d, indices = plan.owners[i]
-            batch_targets[row, : len(indices)] = targets[d][indices]
-        loss += span_pruner_backward(pipe.model, padded, batch_targets, normalizer)
+    loss, grads = 0.0, []
+    for t, s in zip(targets, scores):
+        part, grad = binary_loss(s.values, t, normalizer, s.scored)
+        loss += part
+        grads.append(grad)
+    backprop(grads)
     key = f"{pipe.name}_pruner"
     losses[key] = losses.get(key, 0.0) + loss
     return loss

@@ -1,10 +1,11 @@
 """What ``luke_entity_linker`` links and how its scores decode: mentions with their candidate
-entities, the probability rule, and the training loss over a mention's candidates.
+entities, the probability rule, global decoding, and the training loss over a mention's candidates.
 
-A row of the linker's scores holds ``2 * C`` values: the ``C`` candidate logits, then the ``C``
-candidate rows of the entity table (as floats; padding slots hold the [PAD] row). ``C`` is the
-most candidates any mention of the call has (or, over the whole vocabulary, the search's effective
-``top_k``: min(top_k, rows searched), ``EntitySearch.top_k``, which also sizes the model's search).
+The linker's model scores each mention at ``C`` entity rows: its scores hold the ``C`` candidate
+logits (``values``) and the rows they belong to (``ids``, int64; padding slots hold the [PAD]
+row). ``C`` is the most candidates any mention of the call has (or, over the whole vocabulary, the
+search's effective ``top_k``: min(top_k, rows searched), ``EntitySearch.top_k``, which also sizes
+the model's search).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from spacy.tokens import Doc, Span
 
-from .link_candidates import LinkCandidate
+from .entity_candidates import LinkCandidate
 
 
 @dataclass
@@ -34,9 +35,22 @@ class Mentions:
     known_rows: Optional[np.ndarray] = None
     gold: Optional[List[str]] = None
     gold_rows: Optional[np.ndarray] = None
+    search_inputs: Optional[Dict[str, np.ndarray]] = None  # a whole-table search: its model inputs
 
     def __len__(self) -> int:
         return len(self.spans)
+
+    @property
+    def entity_rows(self) -> np.ndarray:
+        """The input entity of each mention for the span inputs (-1: [MASK])."""
+        return self.known_rows if self.known_rows is not None else np.full(len(self), -1, dtype=np.int64)
+
+    @property
+    def candidate_rows(self) -> Optional[List[List[int]]]:
+        """The entity rows each mention is scored at (None: the whole-table search finds them)."""
+        if self.search_inputs is not None:
+            return None
+        return [[c.entity_id for c in cands] for cands in self.candidates]
 
     @property
     def counts(self) -> np.ndarray:
@@ -46,12 +60,6 @@ class Mentions:
         """(n,) bool: mentions to link (candidates, and no kb_id kept from the Doc)."""
         known = self.known_rows if self.known_rows is not None else np.full(len(self), -1)
         return (self.counts > 0) & (known < 0)
-
-
-def split_row(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """A score row (or rows) as (logits, entity rows)."""
-    width = values.shape[-1] // 2
-    return values[..., :width], values[..., width:].astype(np.int64)
 
 
 def candidate_probabilities(logits: np.ndarray, priors: Optional[Sequence[float]], incl_prior: bool) -> np.ndarray:
@@ -70,17 +78,16 @@ def candidate_probabilities(logits: np.ndarray, priors: Optional[Sequence[float]
     return probs
 
 
-def candidate_loss(values: np.ndarray, gold_rows: np.ndarray, pad_row: int, normalizer: int, mask: np.ndarray) -> Tuple[float, np.ndarray]:
+def candidate_loss(logits: np.ndarray, rows: np.ndarray, gold_rows: np.ndarray, pad_row: int, normalizer: int, mask: np.ndarray) -> Tuple[float, np.ndarray]:
     """Cross entropy of each scored mention's gold entity among its candidates, over ``normalizer``.
 
-    values: (n, 2C) score rows; gold_rows: (n,) entity rows (-1: not counted). The gold is
-    always among a training mention's candidates (the pipe adds it). Returns the loss and the
-    gradient of the rows (zero on the entity-row half and on padding slots).
+    logits: (n, C) candidate logits; rows: (n, C) the entity rows they score; gold_rows: (n,)
+    entity rows (-1: not counted). The gold is always among a training mention's candidates (the
+    pipe adds it). Returns the loss and the gradient of the logits (zero on padding slots).
     """
-    grads = np.zeros_like(values, dtype=np.float32)
-    if not len(values):
+    grads = np.zeros_like(logits, dtype=np.float32)
+    if not len(logits):
         return 0.0, grads
-    logits, rows = split_row(values)
     loss = 0.0
     for i in np.flatnonzero(mask & (gold_rows >= 0)).tolist():
         valid = rows[i] != pad_row
@@ -92,46 +99,55 @@ def candidate_loss(values: np.ndarray, gold_rows: np.ndarray, pad_row: int, norm
         p /= p.sum()
         loss -= float(np.log(max(p[hits[0]], 1e-30)))
         p[hits[0]] -= 1.0
-        grads[i, : logits.shape[1]] = (p / normalizer).astype(np.float32)
+        grads[i] = (p / normalizer).astype(np.float32)
     return loss / normalizer, grads
 
 
-def decode_globally(plan, mentions: List[Mentions], scores, run_batches: Callable, best: Callable, max_passes: int) -> None:
-    """Global decoding (Yamada et al., 2022) over a linker's ``plan``: score every input, fix the
-    unresolved mention of each input whose best candidate is the most probable, feed that entity
-    as its input entity, and score again, until all are resolved; the pass ``max_passes``
-    resolves every remaining mention. Writes each mention's rows (of the pass that resolved it)
-    into ``scores``. ``best(mentions, item, row) -> (entity row, probability)``."""
+def decode_globally(model, docs: Sequence[Doc], mentions: List[Mentions], best: Callable, max_passes: int) -> list:
+    """Global decoding (Yamada et al., 2022), a loop over the linker model's batch runner: score
+    every input, fix the unresolved mention of each input whose best candidate is the most
+    probable, feed that entity as its input entity, and score again, until all are resolved; the
+    pass ``max_passes`` resolves every remaining mention. Returns per doc the scores of each
+    mention from the pass that resolved it. ``best(mentions, item, logits, rows) -> (entity row,
+    probability)``."""
+    from ...layers.call_plan import empty_scores
+
+    plan = model.get_ref("inputs").predict((list(docs), mentions))
+    if plan.skips is not None:
+        plan.skips.warn()
+    runner = model.get_ref("runner")
+    scores = None
     unresolved: Dict[int, set] = {}
     for i, (d, indices) in enumerate(plan.owners):
         linkable = mentions[d].linkable()[indices]
         if linkable.any():
             unresolved[i] = set(np.flatnonzero(linkable).tolist())
-            plan.inputs[i]["entity_ids"] = plan.inputs[i]["entity_ids"].copy()
     for n_pass in range(max_passes):
         if not unresolved:
-            return
+            break
         active = sorted(unresolved)
+        found = runner.predict(plan.subset(active))
+        if scores is None:
+            width = found[0].values.shape[1]
+            scores = [s._replace(ids=np.zeros((len(s.items), width), dtype=np.int64)) for s in empty_scores(mentions, width)]
         last = n_pass == max_passes - 1
-        for batch, outputs, _ in run_batches([plan.inputs[i] for i in active]):
-            for row, b in enumerate(batch):
-                i = active[b]
-                d, indices = plan.owners[i]
-                slots = sorted(unresolved[i])
-                rows = outputs[row, : len(indices)]
-                if last:
-                    chosen = slots
-                else:
-                    confidence = [best(mentions[d], int(indices[s]), rows[s])[1] for s in slots]
-                    chosen = [slots[int(np.argmax(confidence))]]
-                for s in chosen:
-                    item = int(indices[s])
-                    scores[d].values[item] = rows[s]
-                    scores[d].scored[item] = True
-                    plan.inputs[i]["entity_ids"][s] = best(mentions[d], item, rows[s])[0]
-                    unresolved[i].discard(s)
-                if not unresolved[i]:
-                    del unresolved[i]
+        for i in active:
+            d, indices = plan.owners[i]
+            slots = sorted(unresolved[i])
+            logits, rows = found[d].values[indices], found[d].ids[indices]
+            if last:
+                chosen = slots
+            else:
+                confidence = [best(mentions[d], int(indices[s]), logits[s], rows[s])[1] for s in slots]
+                chosen = [slots[int(np.argmax(confidence))]]
+            for s in chosen:
+                item = int(indices[s])
+                scores[d].values[item], scores[d].ids[item], scores[d].scored[item] = logits[s], rows[s], True
+                plan.extras[i]["entity_ids"][s] = best(mentions[d], item, logits[s], rows[s])[0]
+                unresolved[i].discard(s)
+            if not unresolved[i]:
+                del unresolved[i]
+    return scores if scores is not None else empty_scores(mentions, 0)
 
 
 def write_links(doc: Doc, linked: Dict[tuple, tuple], spans_key: Optional[str]) -> None:

@@ -19,8 +19,8 @@ import numpy as np
 from spacy.tokens import Span
 from spacy.util import registry
 
-from ..aliases import normalize_mention, read_alias_table, read_kb_mapping, title_keys
-from ..entity_vocab import SPECIAL_ENTITIES
+from .aliases import normalize_mention, read_alias_table, read_kb_mapping, title_keys
+from ...sources.entity_vocab import SPECIAL_ENTITIES
 
 
 class LinkCandidate(NamedTuple):
@@ -40,7 +40,7 @@ class LinkCandidate(NamedTuple):
 class LinkContext:
     """What a candidate source may read.
 
-    entity_vocab: the checkpoint's entity vocabulary (``spacy_luke.entity_vocab.EntityVocab``:
+    entity_vocab: the checkpoint's entity vocabulary (``spacy_luke.sources.entity_vocab.EntityVocab``:
         title -> row; mLUKE titles are language-prefixed, "en:Japan").
     language: the mLUKE title prefix to use ("en"), or None for LUKE's unprefixed titles.
     kb: the spaCy ``KnowledgeBase`` set on the pipe (``set_kb`` / ``[initialize]``), or None.

@@ -1,0 +1,1 @@
+"""luke_relation_extractor's internals: the relation records of ``Doc._.luke_relations``."""
