@@ -164,3 +164,96 @@ def test_precisions_agree_with_float32(root, precision):
     same = sum(max(a, key=a.get) == max(b, key=b.get) for a, b in zip(reference, got))
     assert same >= 0.9 * len(TEXTS)
     assert max(abs(a[k] - b[k]) for a, b in zip(reference, got) for k in a) < 0.1
+
+
+def test_annotate_writes_the_cats(root, tmp_path):
+    from spacy_luke.annotate import annotate
+
+    nlp = make_nlp(build_textcat_checkpoint(root))
+    nlp.to_disk(tmp_path / "pipeline")
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS[:6]) + "\n", encoding="utf8")
+    annotate(str(tmp_path / "pipeline"), [str(tmp_path / "in.txt")], str(tmp_path / "out"), progress=False)
+    records = [json.loads(line) for line in (tmp_path / "out" / "part-00000.jsonl").read_text("utf8").splitlines()]
+    expected = [doc.cats for doc in nlp.pipe(TEXTS[:6])]
+    assert [r["cats"] for r in records] == [pytest.approx(cats) for cats in expected]
+
+
+TRAIN_CONFIG = """
+[paths]
+train = null
+dev = null
+checkpoint = null
+
+[nlp]
+lang = "en"
+pipeline = ["luke_textcat"]
+batch_size = 4
+
+[components]
+
+[components.luke_textcat]
+factory = "luke_textcat"
+pretrained = ${paths.checkpoint}
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+max_steps = 40
+eval_frequency = 20
+patience = 0
+dropout = 0.0
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+learn_rate = 0.005
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 4
+
+[initialize]
+"""
+
+
+@pytest.mark.heavy  # runs `spacy train` and `spacy evaluate` in subprocesses
+def test_spacy_train_and_evaluate(root, tmp_path):
+    import subprocess
+    import sys
+
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    corpus = DocBin()
+    for eg in examples(nlp, multi=False):
+        doc = eg.reference
+        corpus.add(doc)
+    corpus.to_disk(tmp_path / "train.spacy")
+    (tmp_path / "config.cfg").write_text(TRAIN_CONFIG)
+    subprocess.run([sys.executable, "-m", "spacy", "init", "fill-config", str(tmp_path / "config.cfg"), str(tmp_path / "full.cfg")],
+                   check=True, capture_output=True)
+    full = (tmp_path / "full.cfg").read_text()
+    assert "spacy-luke.SequenceClassifier.v1" in full and "spacy-luke.textcat_scorer.v1" in full
+    train = tmp_path / "train.spacy"
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "train", str(tmp_path / "full.cfg"), "--output", str(tmp_path / "out"),
+         "--paths.train", str(train), "--paths.dev", str(train), "--paths.checkpoint", str(build_textcat_checkpoint(root))],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "evaluate", str(tmp_path / "out" / "model-last"), str(train), "--output", str(tmp_path / "scores.json")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["cats_score"] > 0.8, scores
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    assert trained.get_pipe("luke_textcat").labels == tuple(LABELS.values())

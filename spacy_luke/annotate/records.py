@@ -1,10 +1,11 @@
 """The JSONL record of an annotated doc: what every LUKE pipe wrote, plus the input's own fields.
 
 ``{"source", "line", "text", "entities": [{start, end, label, text, score, kb_id, kb_scores,
-types}], "relations": [{head, tail, label, score}], ...input fields}``. Character offsets;
-``score`` is luke_ner's (None from other recognizers), ``kb_scores`` the linker's
-[(kb_id, probability)], ``types`` the typer's {type: probability} (each None when that pipe
-did not run).
+types}], "relations": [{head, tail, label, score}], "cats": {label: probability}, ...input
+fields}``. Character offsets; ``score`` is luke_ner's (None from other recognizers),
+``kb_scores`` the linker's [(kb_id, probability)], ``types`` the typer's {type: probability}
+(each None when that pipe did not run); ``cats`` is ``doc.cats`` (luke_textcat's, or any
+text classifier's; empty when none ran).
 
 The JSON is strict (RFC 8259): a number that is not finite (a NaN score, or an input field such
 as ``1e999``, which Python reads as infinity) is written as ``null``.
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from spacy.tokens import Doc, Span
 
-OWN_FIELDS = ("source", "line", "text", "entities", "relations")
+OWN_FIELDS = ("source", "line", "text", "entities", "relations", "cats")
 
 
 def _extension(span: Span, name: str) -> Optional[Any]:
@@ -56,7 +57,10 @@ def doc_record(doc: Doc, source: str, line: int, fields: Optional[Dict[str, Any]
     """The output record of ``doc`` (the input's other fields first, ours win on a clash)."""
     record: Dict[str, Any] = dict(fields or {})
     record.update(
-        {"source": source, "line": line, "text": doc.text, "entities": entity_records(doc), "relations": relation_records(doc)}
+        {
+            "source": source, "line": line, "text": doc.text, "entities": entity_records(doc), "relations": relation_records(doc),
+            "cats": {str(label): float(p) for label, p in doc.cats.items()},
+        }
     )
     return record
 
