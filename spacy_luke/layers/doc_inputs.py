@@ -17,8 +17,8 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .call_plan import Plan
-from .doc_pieces import docs_token_pieces, word_budget
-from .head_layer import HEAD_REF, LukeHeadModel, luke_shim
+from .doc_pieces import docs_token_pieces, input_layer_forward, input_pieces
+from .head_layer import HEAD_REF, LukeHeadModel
 from .skipped import NO_PIECES, SkipLog
 from .windows import sliding_windows, window_pieces
 
@@ -30,15 +30,9 @@ def build_doc_inputs(head: LukeHeadModel) -> DocInputs:
     return Model("luke_doc_inputs", _forward, layers=[head], refs={HEAD_REF: head}, attrs={"pipe_name": "luke"})
 
 
-def _forward(model: DocInputs, X: Tuple[List[Doc], List[Any]], is_train: bool):
-    docs, items = X
-    return doc_plan(model, docs, items), lambda d_plan: X
-
 
 def doc_plan(model: DocInputs, docs: List[Doc], items: List[Any]) -> Plan:
-    shim = luke_shim(model)
-    tokenizer, encoder = shim.pieces.tokenizer, shim.pieces.doc_encoder
-    budget = word_budget(shim.head_model.config, tokenizer)
+    tokenizer, encoder, budget = input_pieces(model)
     plan = Plan(list(items), skips=SkipLog(model.attrs["pipe_name"]), reduce="mean")
     used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if len(doc) and len(doc_items)]
     for d, pieces in zip(used, docs_token_pieces(encoder, [docs[d] for d in used])):
@@ -63,3 +57,6 @@ def word_input(tokenizer, piece_ids: np.ndarray) -> dict:
     input_ids[0], input_ids[-1] = tokenizer.cls_token_id, tokenizer.sep_token_id
     input_ids[1:-1] = piece_ids
     return {"input_ids": input_ids, "attention_mask": np.ones(len(input_ids), dtype=np.int64)}
+
+
+_forward = input_layer_forward(doc_plan)

@@ -5,7 +5,8 @@ budget of one model input.
   together from their ORTH/SPACY arrays (the Doc encoder caches pieces per token string);
 - :func:`sentence_bounds` / :func:`sentence_starts`: the token offsets of the sentences, read
   with one ``doc.to_array`` call (the same sentences as ``doc.sents``);
-- :func:`word_budget`: the word pieces one model input holds.
+- :func:`word_budget`: the word pieces one model input holds;
+- :func:`input_pieces`, :func:`input_layer_forward`: what every input layer starts from.
 """
 from __future__ import annotations
 
@@ -71,3 +72,23 @@ def word_budget(config, tokenizer, n_markers: int = 0) -> int:
     ``<s>``, ``</s>`` and ``n_markers`` pairs of marker pieces (``<ent>`` ... ``<ent>``)."""
     positions = config.max_position_embeddings - config.pad_token_id - 1
     return min(tokenizer.model_max_length, positions) - 2 - 2 * n_markers
+
+
+def input_pieces(model, n_markers: int = 0):
+    """``(tokenizer, Doc encoder, word budget)`` of the LUKE head an input layer ``model`` refers to."""
+    from .head_layer import luke_shim
+
+    shim = luke_shim(model)
+    tokenizer = shim.pieces.tokenizer
+    return tokenizer, shim.pieces.doc_encoder, word_budget(shim.head_model.config, tokenizer, n_markers)
+
+
+def input_layer_forward(plan_of):
+    """The forward of an input layer whose plan is ``plan_of(model, docs, items)`` (no gradient
+    reaches the docs)."""
+
+    def forward(model, X, is_train: bool):
+        docs, items = X
+        return plan_of(model, docs, items), lambda d_plan: X
+
+    return forward

@@ -19,8 +19,8 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .call_plan import Plan
-from .doc_pieces import docs_token_pieces, word_budget
-from .head_layer import HEAD_REF, LukeHeadModel, luke_shim
+from .doc_pieces import docs_token_pieces, input_layer_forward, input_pieces
+from .head_layer import HEAD_REF, LukeHeadModel
 from .skipped import NO_PIECES, SkipLog, piece_counts, too_long
 from .windows import centred_windows, window_pieces
 
@@ -32,15 +32,9 @@ def build_marked_inputs(head: LukeHeadModel, *, n_markers: int) -> MarkedInputs:
     return Model("luke_marked_inputs", _forward, layers=[head], refs={HEAD_REF: head}, attrs={"pipe_name": "luke", "n_markers": n_markers})
 
 
-def _forward(model: MarkedInputs, X: Tuple[List[Doc], List[Any]], is_train: bool):
-    docs, items = X
-    return marked_plan(model, docs, items), lambda d_plan: X
-
 
 def marked_plan(model: MarkedInputs, docs: List[Doc], items: List[Any]) -> Plan:
-    shim = luke_shim(model)
-    tokenizer, encoder = shim.pieces.tokenizer, shim.pieces.doc_encoder
-    budget = word_budget(shim.head_model.config, tokenizer, model.attrs["n_markers"])
+    tokenizer, encoder, budget = input_pieces(model, model.attrs["n_markers"])
     plan = Plan(list(items), skips=SkipLog(model.attrs["pipe_name"]))
     used = [d for d, (doc, doc_items) in enumerate(zip(docs, items)) if len(doc_items) and len(doc)]
     for d, pieces in zip(used, docs_token_pieces(encoder, [docs[d] for d in used])):
@@ -71,3 +65,6 @@ def marked_plan(model: MarkedInputs, docs: List[Doc], items: List[Any]) -> Plan:
                 x["entity_ids"] = np.where(rows >= 0, rows, x["entity_ids"])
             plan.add(x, d, [k])
     return plan
+
+
+_forward = input_layer_forward(marked_plan)

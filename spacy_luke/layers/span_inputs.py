@@ -23,8 +23,8 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .call_plan import Plan, item_spans
-from .doc_pieces import docs_token_pieces, sentence_bounds, word_budget
-from .head_layer import HEAD_REF, LukeHeadModel, luke_shim
+from .doc_pieces import docs_token_pieces, input_layer_forward, input_pieces, sentence_bounds
+from .head_layer import HEAD_REF, LukeHeadModel
 from .skipped import SkipLog
 from .windows import encodable_windows, split_passes, window_pieces
 
@@ -41,17 +41,9 @@ def build_span_inputs(head: LukeHeadModel, *, positions: bool) -> SpanInputs:
     )
 
 
-def _forward(model: SpanInputs, X: Tuple[List[Doc], List[Any]], is_train: bool):
-    docs, items = X
-    plan = span_plan(model, docs, items)
-    return plan, lambda d_plan: X
-
-
 def span_plan(model: SpanInputs, docs: Sequence[Doc], items: List[Any], *, whole_windows: Optional[bool] = None) -> Plan:
     """The plan of ``items`` (see the module docstring)."""
-    shim = luke_shim(model)
-    tokenizer, encoder = shim.pieces.tokenizer, shim.pieces.doc_encoder
-    budget = word_budget(shim.head_model.config, tokenizer)
+    tokenizer, encoder, budget = input_pieces(model)
     whole = model.attrs["whole_windows"] if whole_windows is None else whole_windows
     per_pass = WHOLE_WINDOW if whole else model.attrs["max_entities_per_pass"]
     plan = Plan(list(items), skips=SkipLog(model.attrs["pipe_name"]), positions=model.attrs["positions"])
@@ -102,3 +94,6 @@ def _extras(items: Any, indices: np.ndarray, tokenizer, width: int) -> Optional[
             table[slot, : len(candidates[i])] = candidates[i]
         extras["candidate_ids"] = table
     return extras or None
+
+
+_forward = input_layer_forward(span_plan)
