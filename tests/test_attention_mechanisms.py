@@ -8,10 +8,11 @@ import torch
 import spacy_luke.model as ours
 from conftest import make_inputs
 from spacy_luke.model.masking import AttentionMask, additive_from_real, mask_for
-from spacy_luke.model.precision import quantize_linears
-from spacy_luke.model.qkv import FusableQkv, QkvProjection, QuantizedQkv, weights_key
+from spacy_luke.model.qkv import FusableQkv, QkvProjection, SameTensor, weights_key
 from spacy_luke.model.sdpa import ScaledDotProductAttention
 from spacy_luke.model.unpadded import Workspace
+from spacy_luke.model.views.int8 import quantize_linears
+from spacy_luke.model.views.linear_views import StackedQkv
 
 HEAD = "LukeForEntitySpanClassification"
 
@@ -69,7 +70,27 @@ def test_qkv_projections_agree():
         again = torch.cat(fusable.project(layers, flat, fused=True), dim=-1)
         assert torch.allclose(again, torch.cat(QkvProjection().project(layers, flat), dim=-1), atol=1e-6)
     assert weights_key((torch.nn.Identity(),)) == ()
-    assert FusableQkv.can_fuse and not QkvProjection.can_fuse and not QuantizedQkv.can_fuse
+    assert FusableQkv.can_fuse and not QkvProjection.can_fuse and not StackedQkv.can_fuse
+
+
+def test_weights_key_names_the_tensors_without_ids():
+    """A key holds weak references, not ``id()`` (reused once a tensor is freed): it equals another
+    only for the same live tensors, in the same version and storage."""
+    layers = _layers()
+    key = weights_key(layers)
+    assert key == weights_key(layers) and all(isinstance(part[0], SameTensor) for part in key)
+    same_values = torch.nn.Linear(16, 16)
+    with torch.no_grad():
+        same_values.weight.copy_(layers[0].weight)
+        same_values.bias.copy_(layers[0].bias)
+    assert weights_key((same_values, *layers[1:])) != key  # equal values, other tensors
+    tensor = torch.ones(2)
+    assert SameTensor(tensor) == SameTensor(tensor) and SameTensor(tensor) != SameTensor(torch.ones(2))
+    old = SameTensor(tensor)
+    del tensor
+    assert old != old and old.ref() is None  # a freed tensor's key matches nothing, not even a new tensor at its address
+    with pytest.raises(TypeError):
+        hash(old)
 
 
 def test_quantized_projections_into_the_workspace():
@@ -103,7 +124,7 @@ def test_quantized_projections_into_the_workspace():
     )
     attention = EntityAwareSelfAttention(config)
     copy = quantize_linears(torch.nn.Sequential(attention))[0]
-    assert isinstance(copy.qkv, QuantizedQkv) and copy.frozen_shared is True
+    assert isinstance(copy.qkv, StackedQkv) and copy.frozen_shared is True
     assert copy.attend is attention.attend  # shared, not copied
     assert isinstance(attention.qkv, FusableQkv) and attention.frozen_shared is None  # the float one is untouched
     with torch.no_grad():

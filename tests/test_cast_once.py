@@ -1,4 +1,4 @@
-"""16-bit predictions from weights cast once: the bfloat16 / float16 views (``precision.half_view``).
+"""16-bit predictions from weights cast once: the bfloat16 / float16 views (``views.half.half_view``).
 
 A view is a copy of the float model in 16 bits (the heads' output layers in float32) that shares
 no tensor with it; predictions through the pipes agree with float32; a training step is seen by
@@ -25,9 +25,11 @@ from pipeline_fixtures import (  # noqa: F401
     relation_checkpoint,
     typer_checkpoint,
 )
-from spacy_luke.model import precision, unpadded
+from spacy_luke.model import unpadded
 from spacy_luke.model.attention_options import attention_options
-from spacy_luke.model.precision import KEEP_FLOAT_16, Float32Output, cast_copy, half_view, inference_view
+from spacy_luke.model.views import half
+from spacy_luke.model.views.half import KEEP_FLOAT_16, Float32Output, cast_copy
+from spacy_luke.model.views.precision import inference_view
 from test_entity_linker import ENTS, TEXT, make_doc
 from test_ner import PARITY_TEXTS
 from test_ner_training import make_examples
@@ -242,7 +244,7 @@ def test_pipes_in_16_bits_agree_with_float32(ner_checkpoint, typer_checkpoint, r
             layer = luke_shim(pipe.model)._model
             assert layer.precision.name == mode
             if mode != "float32":  # a 16-bit view was built and used; the float weights stay float32
-                assert layer._view_cache is not None and next(layer._view_cache[1][False].parameters()).dtype == HALF[mode]
+                assert layer._view_cache is not None and next(layer._view_cache[1]["torch"].parameters()).dtype == HALF[mode]
             assert {p.dtype for p in pipe.luke_model.parameters()} == {torch.float32}
     reference, got = results["float32"], results[name]
     bounds = AGREEMENT[name]
@@ -270,7 +272,7 @@ def test_linker_in_bfloat16_agrees_with_float32(linker_checkpoint, top_k):
         nlp = spacy.blank("en")
         config = {"pretrained": str(linker_checkpoint), "precision": mode}
         if top_k:
-            config["candidates"] = {"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": top_k}
+            config["entity_candidates"] = {"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": top_k}
         pipe = nlp.add_pipe("luke_entity_linker", config=config)
         docs = [pipe(make_doc(nlp, text, spans)) for text, spans in zip(texts, ents)]
         links[mode] = [(e.kb_id_, dict(e._.luke_kb_scores or [])) for doc in docs for e in doc.ents]
@@ -297,17 +299,17 @@ def test_a_training_step_is_seen_by_the_next_prediction(ner_checkpoint, name):
 
     first = predict()
     layer = luke_shim(ner.model)._model
-    view = layer._view_cache[1][False]
-    assert predict() == first and layer._view_cache[1][False] is view  # kept while the weights stay
+    view = layer._view_cache[1]["torch"]
+    assert predict() == first and layer._view_cache[1]["torch"] is view  # kept while the weights stay
     weights = {k: v.clone() for k, v in ner.luke_model.state_dict().items()}
     optimizer = nlp.resume_training()
     optimizer.learn_rate = 1e-2
     nlp.update(make_examples(nlp), sgd=optimizer)
     assert any(not torch.equal(weights[k], v) for k, v in ner.luke_model.state_dict().items())  # trained
     after = predict()
-    assert layer._view_cache[1][False] is not view and after != first  # built again from the new weights
+    assert layer._view_cache[1]["torch"] is not view and after != first  # built again from the new weights
     if name == "bfloat16":
-        rebuilt = layer._view_cache[1][False]
+        rebuilt = layer._view_cache[1]["torch"]
         for (path, param), float_param in zip(rebuilt.named_parameters(), ner.luke_model.parameters()):
             want = float_param if path.startswith("classifier") else float_param.to(torch.bfloat16)
             assert torch.equal(param, want), path
@@ -320,13 +322,13 @@ def test_a_training_step_is_seen_by_the_next_prediction(ner_checkpoint, name):
 
 def test_threads_share_one_bfloat16_view(ner_checkpoint, monkeypatch):
     builds = []
-    original = precision.half_view
+    original = half.half_view
 
     def counting(model, dtype):
         builds.append(dtype)
         return original(model, dtype)
 
-    monkeypatch.setattr(precision, "half_view", counting)
+    monkeypatch.setattr(half, "half_view", counting)
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint), "max_mention_length": 4, "precision": "bfloat16"})
     ner._ensure_loaded()  # the weights, not the view: the threads' first calls build it

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pipeline_fixtures import make_sentences, ner_checkpoint, pipe_root  # noqa: F401
-from spacy_luke.model.int8 import Int8Linear, int8_kernels_available, quantize_linears
+from spacy_luke.model.views.int8 import Int8Linear, int8_kernels_available, quantize_linears
 from spacy_luke.model.unpadded import UnpaddedLayout
 
 pytestmark = pytest.mark.skipif(not int8_kernels_available(), reason="no oneDNN int8 kernels in this PyTorch build")

@@ -112,3 +112,18 @@ def test_pipe_bytes_are_cfg_and_the_layers_bytes(ner_checkpoint):
     cfg_only = spacy.blank("en").add_pipe("luke_ner", config={"max_mention_length": MAX_LEN})
     cfg_only.from_bytes(ner.to_bytes(exclude=["model"]), exclude=["model"])
     assert not cfg_only.is_loaded and cfg_only.cfg["labels"] == ner.cfg["labels"]
+
+
+def test_keep_entities_leaves_one_entity_vocabulary(ner_checkpoint):
+    """The model's ``entity_vocab`` is the tokenizer's, also after pruning (never a stale copy)."""
+    model = registry.architectures.get("spacy-luke.EntitySpanClassifier.v1")()
+    load_luke_folder(model, ner_checkpoint)
+    shim = head_layer(model).shims[0]
+    assert shim.head_model.entity_vocab is shim.pieces.tokenizer.entity_vocab
+    titles = [title for title in shim.pieces.tokenizer.entity_vocab if not title.startswith("[")][:2]
+    assert len(titles) == 2
+    kept = shim.keep_entities(titles + ["not a title"])
+    vocab = shim.pieces.tokenizer.entity_vocab
+    assert shim.head_model.entity_vocab is vocab and sorted(vocab) == sorted(["[PAD]", "[UNK]", "[MASK]", "[MASK2]"] + titles)
+    assert kept == vocab.size == shim.head_model.config.entity_vocab_size == 6
+    assert shim.head_model.luke.entity_embeddings.entity_embeddings.weight.shape[0] == 6

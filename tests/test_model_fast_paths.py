@@ -12,13 +12,8 @@ from conftest import make_inputs
 from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.model.attention_options import attention_options
 from spacy_luke.model.embeddings import mean_position_embeddings
-from spacy_luke.model.precision import (
-    PRECISIONS,
-    effective_precision,
-    inference_view,
-    precision_context,
-    quantize_linears,
-)
+from spacy_luke.model.views.int8 import quantize_linears
+from spacy_luke.model.views.precision import PRECISIONS, effective_precision, inference_view, precision_context
 
 TOL = 1e-4
 HEAD = "LukeForEntitySpanClassification"
@@ -380,7 +375,7 @@ def _int8_linear(weight, bias=None, ratio=None, per_token=True):
 
 def test_int8_linear_weights_in_7_bits_and_no_int16_saturation():
     """8-bit activations with 7-bit weights: pairs of products can't saturate int16 on AVX2."""
-    from spacy_luke.model.precision import WEIGHT_QUANT_RANGE
+    from spacy_luke.model.views.int8 import WEIGHT_QUANT_RANGE
 
     gen = torch.Generator().manual_seed(0)
     weight = torch.rand(64, 768, generator=gen) * 0.02 + 0.01  # all large and positive
@@ -454,7 +449,7 @@ def test_int8_one_sided_inputs_keep_all_8_bits(per_token):
     weight = torch.randn(64, 256, generator=gen) * 0.05
     linear, view = _int8_linear(weight, ratio=0.0, per_token=per_token)
     x = torch.nn.functional.gelu(torch.randn(50, 256, generator=gen) * 2)
-    from spacy_luke.model.int8 import activation_qparams
+    from spacy_luke.model.views.int8 import activation_qparams
 
     scale, zero_point = activation_qparams(float(x.min()), float(x.max()))
     assert scale == pytest.approx((float(x.max()) - float(x.min())) / 255) and 0 < zero_point < 20
@@ -497,7 +492,7 @@ def test_int8_fused_qkv_equals_separate_projections(shared_model):
 
 def test_float32_onednn_view_shares_the_weights_and_matches(shared_model):
     """float32 on the CPU runs oneDNN's products on the float model's own tensors: same numbers (1e-5)."""
-    from spacy_luke.model.linear_views import OneDnnLinear, onednn_linear_available, onednn_view
+    from spacy_luke.model.views.linear_views import OneDnnLinear, onednn_linear_available, onednn_view
 
     _, model = shared_model
     model.eval()

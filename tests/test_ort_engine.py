@@ -145,5 +145,5 @@ def test_engine_is_saved_and_loaded(request, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning from the export or ONNX Runtime
         assert [annotations("ner", d) for d in loaded.pipe(TEXTS[:4])] == expected
-    view = luke_shim(loaded.get_pipe("luke_ner").model)._model._view_cache[1][True]
+    view = luke_shim(loaded.get_pipe("luke_ner").model)._model._view_cache[1]["onnxruntime"]
     assert isinstance(view, OrtHead)  # ran by ONNX Runtime

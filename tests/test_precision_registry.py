@@ -1,4 +1,4 @@
-"""The precision modes: one registry in spacy_luke.model.precision, read by the thinc layer."""
+"""The precision modes: one registry in spacy_luke.model.views.precision, read by the thinc layer and the device plans."""
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +12,8 @@ import torch
 
 import spacy_luke.model as ours
 from conftest import make_inputs
-from spacy_luke.model import precision
-from spacy_luke.model.precision import (
+from spacy_luke.model.views import precision
+from spacy_luke.model.views.precision import (
     MODES,
     PRECISIONS,
     Precision,
@@ -24,7 +24,7 @@ from spacy_luke.model.precision import (
 )
 
 HEAD = "LukeForEntitySpanClassification"
-PACKAGE = Path(precision.__file__).resolve().parents[1]
+PACKAGE = Path(precision.__file__).resolve().parents[2]  # spacy_luke
 
 
 @pytest.fixture
@@ -47,6 +47,37 @@ def test_each_mode_is_named_once_with_its_settings():
     # Every mode has a view: float32's runs the same weights on oneDNN's products on the CPU.
     assert [name for name, mode in MODES.items() if mode.view is not None] == ["float32", "bfloat16", "float16", "int8"]
     assert [(name, mode.devices, mode.fallback) for name, mode in MODES.items() if mode.devices] == [("int8", ("cpu",), "float32")]
+
+
+def test_gpu_fallbacks_are_the_modes_own(fresh_warnings, monkeypatch):
+    """Each mode says what runs on a GPU (``on_cuda``: pure, what annotate's device plans read) and
+    ``on`` follows it on a real device: int8 runs float32, bfloat16 float16 where there is no bfloat16."""
+    assert precision.precision_names() == PRECISIONS
+    assert {name: mode.no_bf16_fallback for name, mode in MODES.items() if mode.no_bf16_fallback} == {"bfloat16": "float16"}
+    assert MODES["bfloat16"].on_cuda(True, "cuda:0") == ("bfloat16", "")
+    assert MODES["bfloat16"].on_cuda(False, "cuda:0") == ("float16", "cuda:0 has no bfloat16 support: running float16 instead")
+    assert MODES["int8"].on_cuda(True, "cuda:1") == ("float32", "int8 does not run on GPUs: running float32 on cuda:1")
+    assert [MODES[name].on_cuda(False) for name in ("float32", "float16")] == [("float32", ""), ("float16", "")]
+    monkeypatch.setattr(precision, "cuda_has_bf16", lambda device: False)
+    result, messages = _recorded(lambda: get_precision("bfloat16").on(torch.device("cuda", 0)))
+    assert result is MODES["float16"] and messages == ["precision='bfloat16': cuda:0 has no bfloat16 support: running float16 instead."]
+    monkeypatch.setattr(precision, "cuda_has_bf16", lambda device: True)
+    assert _recorded(lambda: get_precision("bfloat16").on("cuda:1")) == (MODES["bfloat16"], [])
+
+
+def test_the_registry_imports_no_torch():
+    """The command line reads the names for its --help, which must not import torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nsys.modules['torch'] = None\n"
+        "from spacy_luke.model.views.precision import precision_names, get_precision\n"
+        "from spacy_luke.model import PRECISIONS\n"
+        "print(precision_names() == PRECISIONS, get_precision('bfloat16').on_cuda(False)[0])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.split() == ["True", "float16"], result.stderr[-2000:]
 
 
 def test_unknown_modes_name_the_choices():
@@ -94,7 +125,7 @@ def test_slow_modes_warn_where_slow(fresh_warnings, monkeypatch):
 def test_views(hf_checkpoint):
     folder, reference = hf_checkpoint(HEAD)
     model = ours.LukeForEntitySpanClassification.from_pretrained(folder)
-    from spacy_luke.model.linear_views import OneDnnLinear, onednn_linear_available
+    from spacy_luke.model.views.linear_views import OneDnnLinear, onednn_linear_available
 
     plain = inference_view(model, "float32")  # the same weights, on oneDNN's products where it has them
     assert (plain is model) != onednn_linear_available()
@@ -104,7 +135,7 @@ def test_views(hf_checkpoint):
         view = inference_view(model, name)
         assert view is not model and not view.training
         assert {p.dtype for p in view.luke.parameters()} == {dtype}
-        assert view.classifier.weight.dtype == torch.float32  # the output layer (precision.KEEP_FLOAT_16)
+        assert view.classifier.weight.dtype == torch.float32  # the output layer (views.half.KEEP_FLOAT_16)
         assert {p.data_ptr() for p in view.parameters()}.isdisjoint(p.data_ptr() for p in model.parameters())
         assert {p.dtype for p in model.parameters()} == {torch.float32}  # the float model is untouched
     view = inference_view(model, "int8")

@@ -13,8 +13,6 @@ from typing import List, Optional
 
 #: On a GPU, padded batches may cost this many times the CPU default (the pipes' max_batch_cost).
 GPU_BATCH_COST_FACTOR = 8
-#: On a GPU without bfloat16 (before Ampere), the mode that runs instead.
-NO_BF16_FALLBACK = {"bfloat16": "float16"}
 
 
 class DeviceError(ValueError):
@@ -58,15 +56,12 @@ def plan_device(
     plan = DevicePlan(f"cuda:{gpu_id}", precision, GPU_BATCH_COST_FACTOR, max_batch_cost)
     if precision is None:
         return plan
-    from ..model.precision import get_precision
+    from ..model.views.precision import get_precision
 
-    mode = get_precision(precision)
-    if mode.devices is not None and "cuda" not in mode.devices:  # e.g. int8: CPUs only
-        plan.precision = mode.fallback
-        plan.notes.append(f"{precision} does not run on GPUs: running {mode.fallback} on cuda:{gpu_id}")
-    elif precision in NO_BF16_FALLBACK and not bf16_supported:
-        plan.precision = NO_BF16_FALLBACK[precision]
-        plan.notes.append(f"cuda:{gpu_id} has no bfloat16 support: running {plan.precision} instead")
+    # The mode's own GPU fallbacks (the registry's): int8 runs on CPUs only, bfloat16 needs bfloat16.
+    plan.precision, note = get_precision(precision).on_cuda(bf16_supported, plan.device)
+    if note:
+        plan.notes.append(note)
     return plan
 
 

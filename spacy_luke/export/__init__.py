@@ -15,10 +15,14 @@ HEAD_ALIASES = {
     "relation": "LukeForEntityPairClassification",
     "encoder": "LukeModel",
 }
+#: The precision modes an export runs (``spacy_luke.model.views.precision``), each with whether its
+#: graph is the float32 one quantized by ONNX Runtime (``graph.quantize_int8``). The onnxruntime
+#: engine (``spacy_luke.layers.engines``) runs these.
+ONNX_PRECISIONS = {"float32": False, "int8": True}
 DEFAULT_OPSET = 17  # LayerNormalization is one ONNX op from 17 on
 MIN_OPSET = 14  # scaled_dot_product_attention's ONNX translation needs 14
 
-__all__ = ["export_onnx", "ExportReport", "OnnxExportError", "OnnxRunner", "HEADS", "HEAD_ALIASES", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["export_onnx", "ExportReport", "OnnxExportError", "OnnxRunner", "HEADS", "HEAD_ALIASES", "ONNX_PRECISIONS", "DEFAULT_OPSET", "MIN_OPSET"]
 
 _WHERE = {"OnnxRunner": ".ort_runner"}
 

@@ -282,7 +282,7 @@ def check_parity(
 
 def quantize_int8(source: Path, target: Path) -> None:
     """ONNX Runtime's dynamic int8 quantization of the float32 graph ``source`` into ``target``, as
-    the torch ``int8`` view quantizes (``spacy_luke.model.precision``): the weight products only
+    the torch ``int8`` view quantizes (``spacy_luke.model.views.precision``): the weight products only
     (not attention's), 7-bit weights per output channel (no int16 saturation on CPUs without
     VNNI), 8-bit activations quantized per call; the classifier stays float32."""
     import onnx

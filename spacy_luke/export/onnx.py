@@ -166,7 +166,7 @@ def load_head(folder: Path, spec: HeadSpec, *, lite: bool = False) -> nn.Module:
 
 def export_file_names() -> Tuple[str, ...]:
     """The names of the files an export writes (all that ``overwrite=True`` removes)."""
-    from ..layers.luke_shim import WORD_TOKENIZER_FILES
+    from ..tokenization.doc_inputs.pieces import WORD_TOKENIZER_FILES
 
     return (MODEL_FILE, INT8_FILE, SPEC_FILE, "config.json", "entity_vocab.json") + WORD_TOKENIZER_FILES
 
@@ -237,7 +237,7 @@ def export_onnx(
         only the files an export writes are removed, others are left). An output folder that is, holds
         or lies in the source folder is an error.
     """
-    from ..layers.luke_shim import LukePieces
+    from ..tokenization.doc_inputs.pieces import LukePieces
 
     folder = resolve_source(checkpoint_or_pipeline, pipe)
     spec = _head_for(folder, head)

@@ -17,6 +17,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import ONNX_PRECISIONS
 from .graph import MODEL_FILE, OnnxExportError, input_names, read_spec
 
 
@@ -40,10 +41,6 @@ def new_session(model: Union[str, Path, bytes], *, threads: Optional[int] = None
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
 
-
-
-#: The graphs an exported folder may hold, by precision: whether it is the int8-quantized one.
-QUANTIZED = {"float32": False, "int8": True}
 
 class OnnxRunner:
     """An exported LUKE head run by ONNX Runtime: ``predict(padded) -> np.ndarray`` as the thinc layer's.
@@ -99,9 +96,9 @@ class OnnxRunner:
         from . import DEFAULT_OPSET
         from .graph import check_parity, export_graph, head_spec, quantize_int8, spec_record
 
-        if precision not in QUANTIZED:
-            raise ValueError(f"precision={precision!r}: ONNX Runtime runs {' or '.join(map(repr, QUANTIZED))}.")
-        quantized = QUANTIZED[precision]
+        if precision not in ONNX_PRECISIONS:
+            raise ValueError(f"precision={precision!r}: ONNX Runtime runs {' or '.join(map(repr, ONNX_PRECISIONS))}.")
+        quantized = ONNX_PRECISIONS[precision]
         spec = head_spec(head or type(model).__name__)
         opset = opset or DEFAULT_OPSET
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ is built in a background thread while the current one runs. The backward pass ta
 gradients (the shape of each doc's ``values``) and hands each batch its rows.
 
 Attributes (set by the pipe from its settings, :func:`configure_items_model`):
-``max_batch_cost`` (int) and ``engine`` (its padding rule).
+``max_batch_cost`` (int) and ``engine`` (the name of an :mod:`.engines` entry: its ``max_padding``).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from thinc.api import Model
 
 from .bucketing import bucket_by_cost
 from .call_plan import ItemScores, Plan, empty_scores
-from .engines import MAX_PADDING
+from .engines import DEFAULT_ENGINE, get_engine
 from .prefetch import prefetched
 
 BatchRunner = Model[Plan, List[ItemScores]]
@@ -31,7 +31,7 @@ def build_batch_runner(head: Model) -> BatchRunner:
     """A batch runner over the head layer ``head``."""
     return Model(
         "luke_batch_runner", _forward, layers=[head],
-        attrs={"max_batch_cost": DEFAULT_MAX_BATCH_COST, "engine": "torch"},
+        attrs={"max_batch_cost": DEFAULT_MAX_BATCH_COST, "engine": DEFAULT_ENGINE},
     )
 
 
@@ -44,7 +44,7 @@ def padded_batches(runner: BatchRunner, plan: Plan) -> Iterator[Tuple[List[int],
         return
     pieces = luke_shim(runner.layers[0]).pieces
     encoder, tokenizer = pieces.doc_encoder, pieces.tokenizer
-    max_cost, max_padding = runner.attrs["max_batch_cost"], MAX_PADDING[runner.attrs["engine"]]
+    max_cost, max_padding = runner.attrs["max_batch_cost"], get_engine(runner.attrs["engine"]).max_padding
     span_passes = not isinstance(inputs[0], dict)
     costs = [(x.n_words, x.n_entities) if span_passes else (len(x["input_ids"]), len(x.get("entity_ids", ()))) for x in inputs]
     batches = bucket_by_cost(costs, max_cost, max_padding)

@@ -78,12 +78,12 @@ def get_pieces(model: Model) -> LukePieces:
 
 
 def set_precision(model: Model, precision: str) -> None:
-    """Run ``model``'s predictions in ``precision`` (a mode of ``spacy_luke.model.precision``)."""
+    """Run ``model``'s predictions in ``precision`` (a mode of ``spacy_luke.model.views.precision``)."""
     luke_shim(model).set_precision(precision)
 
 
 def set_engine(model: Model, engine: str) -> None:
-    """Run ``model``'s predictions with ``engine`` (``"torch"`` or ``"onnxruntime"``, see :mod:`.engines`)."""
+    """Run ``model``'s predictions with ``engine`` (a name in :data:`.engines.ENGINES`)."""
     luke_shim(model).set_engine(engine)
     for node in model.walk():
         if "engine" in node.attrs and node is not head_layer(model):

@@ -17,7 +17,6 @@ thread's forward pass. Here each call says its mode through
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -25,34 +24,8 @@ import srsly
 from thinc.api import PyTorchGradScaler, PyTorchShim, get_torch_default_device
 from thinc.shims.shim import Shim
 
-from ..tokenization.subwords.files import TOKENIZER_FILES
-
-# Word-tokenizer files of a checkpoint folder, kept as bytes (the entity vocabulary is written
-# from the loaded tokenizer: it may have been pruned).
-WORD_TOKENIZER_FILES = tuple(name for name in TOKENIZER_FILES if not name.startswith("entity_vocab"))
-
-
-@dataclass
-class LukePieces:
-    """What turns text into a LUKE layer's inputs: the word+entity tokenizer, the Doc encoder
-    built on it, and the tokenizer files' bytes (so a saved layer never needs the original folder)."""
-
-    tokenizer: Any
-    doc_encoder: Any
-    files: Dict[str, bytes] = field(default_factory=dict)
-
-    @classmethod
-    def from_folder(cls, folder: Path, *, lite: bool = False) -> "LukePieces":
-        from ..tokenization import DocEncoder, load_tokenizer
-
-        tokenizer = load_tokenizer(folder, lite=lite)
-        files = {name: (folder / name).read_bytes() for name in WORD_TOKENIZER_FILES if (folder / name).is_file()}
-        return cls(tokenizer, DocEncoder(tokenizer), files)
-
-    def save(self, folder: Path) -> None:
-        for name, data in self.files.items():
-            (folder / name).write_bytes(data)
-        srsly.write_json(folder / "entity_vocab.json", self.tokenizer.entity_vocab.to_dict())
+from ..tokenization.doc_inputs.pieces import LukePieces
+from .engines import DEFAULT_ENGINE
 
 
 class LukeShim(PyTorchShim):
@@ -60,7 +33,7 @@ class LukeShim(PyTorchShim):
 
     head: the ``spacy_luke.model`` class to build (``"LukeForEntitySpanClassification"``, ...).
     output: the output field the layer returns (``"logits"``, ``"entity_last_hidden_state"``).
-    precision: the prediction precision mode (``spacy_luke.model.precision``); a pipe sets it.
+    precision: the prediction precision mode (``spacy_luke.model.views.precision``); a pipe sets it.
     """
 
     def __init__(self, *, head: str, output: str, precision: str = "float32", mixed_precision: bool = False, grad_scaler_config: Optional[dict] = None):
@@ -73,7 +46,7 @@ class LukeShim(PyTorchShim):
         self.head = head
         self.output = output
         self.precision = precision
-        self.engine = "torch"  # what runs predictions (spacy_luke.layers.engines); a pipe sets it
+        self.engine = DEFAULT_ENGINE  # what runs predictions (an engine of .engines); a pipe sets it
         self.pieces: Optional[LukePieces] = None
 
     # ------------------------------------------------------------------ the weights
@@ -90,7 +63,7 @@ class LukeShim(PyTorchShim):
     def attach(self, head_model, pieces: LukePieces, device=None) -> None:
         """Hold ``head_model`` (on ``device``, default thinc's current one; in eval mode at rest)
         and its pieces."""
-        from ..model.precision import get_precision
+        from ..model.views.precision import get_precision
         from .head_output import HeadOutput
 
         _single_threaded_after_fork()
@@ -102,6 +75,8 @@ class LukeShim(PyTorchShim):
             _use_pytorch_allocator_with_cupy()
         self._grad_scaler.to_(device)
         head_model.eval()  # at rest; each call says whether it trains
+        if pieces is not None:  # one entity vocabulary: the tokenizer's (keep_entities replaces it)
+            head_model.entity_vocab = pieces.tokenizer.entity_vocab
         self._model = HeadOutput(
             head_model, self.output, get_precision(self.precision).on(device), engine=self.engine, requested=self.precision
         )
@@ -123,7 +98,7 @@ class LukeShim(PyTorchShim):
             self.attach(self._model.head_model, self.pieces, device=self._model.device)
 
     def set_engine(self, engine: str) -> None:
-        """Run predictions with ``engine`` from now on (``"torch"`` or ``"onnxruntime"``)."""
+        """Run predictions with ``engine`` (a name in ``.engines.ENGINES``) from now on."""
         self.engine = engine
         if self._model is not None:
             self.attach(self._model.head_model, self.pieces, device=self._model.device)
@@ -143,8 +118,9 @@ class LukeShim(PyTorchShim):
             raise ValueError("This LUKE layer has no weights to prune yet: initialize the pipe first.")
         from ..model import keep_entity_rows
 
-        rows = self.pieces.tokenizer.keep_entities(titles)
-        keep_entity_rows(self.head_model, rows)
+        tokenizer = self.pieces.tokenizer
+        rows = tokenizer.keep_entities(titles)
+        keep_entity_rows(self.head_model, rows, tokenizer.entity_vocab)
         self.attach(self.head_model, self.pieces, device=self._model.device)
         return len(rows)
 

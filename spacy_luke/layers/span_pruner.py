@@ -109,8 +109,9 @@ def prune(model: LukeItemsModel, docs: Sequence[Doc], candidates: List[Any], *, 
 def build_pruner_head(head: LukeHeadModel) -> Model[LukeBatch, Any]:
     """The span pruner of ``head``'s torch module as a layer: ``(batch, entities, 1)`` logits.
 
-    Predictions run the precision mode's torch view (also with the ONNX Runtime engine, whose
-    graph holds the full head only). Training reads the word states of the float encoder in
+    The call's mode (``call_mode(is_train)``) decides, in ``HeadOutput.span_pruner_logits``:
+    predictions run the precision mode's torch view (also with the ONNX Runtime engine, whose
+    graph holds the full head only); training reads the word states of the float encoder in
     prediction mode (no dropout) without gradient: the pruner learns the features it will see,
     and its gradient never reaches the encoder.
     """
@@ -118,20 +119,16 @@ def build_pruner_head(head: LukeHeadModel) -> Model[LukeBatch, Any]:
 
 
 def _pruner_forward(model: Model, X: LukeBatch, is_train: bool):
-    from ..model.attention_options import attention_options
     from ..model.mode import call_mode
-    from .head_output import PIPE_ATTENTION_OPTIONS
 
     shim = luke_shim(model)
     device = shim._model.device
     inputs = {key: to_device(model, X[key], device) for key in PRUNER_INPUTS}
+    with call_mode(is_train):  # the one signal HeadOutput reads (see HeadOutput.span_pruner_logits)
+        logits = shim._model.span_pruner_logits(**inputs)
     if not is_train:
-        with call_mode(False):
-            logits = shim._model.span_pruner_logits(**inputs)
         return _to_ops(model, logits[..., None]), lambda dY: X
     head = shim.head_model
-    with call_mode(False), attention_options(**PIPE_ATTENTION_OPTIONS):
-        logits = head.span_pruner_logits(**inputs)
 
     def backprop(dY):
         from ..model.span_pruner import mark_trained

@@ -20,14 +20,13 @@ from the encoder, never by attributes set on this module.
 Shared queries: when the four query projections are equal (true of every pretrained checkpoint)
 plain attention is exact, and used in inference. The answer is detected after loading and
 re-checked whenever the query weights change (a training step, ``load_state_dict``), so toggling
-``train()``/``eval()`` (as thinc does around every prediction) never leaves it stale. An int8
-view (:meth:`EntityAwareSelfAttention.quantized_copy`) fixes it when it is built.
+``train()``/``eval()`` (as thinc does around every prediction) never leaves it stale. An inference
+view (``views.linear_views.attention_view``: int8, oneDNN) fixes it when it is built.
 """
 from __future__ import annotations
 
-import copy
 import math
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
 from torch import nn
@@ -35,7 +34,7 @@ from torch import nn
 from .attention_options import AttentionOptions
 from .config import LukeConfig
 from .mode import Dropout, is_training
-from .qkv import FusableQkv, QkvProjection, QuantizedQkv, weights_key
+from .qkv import FusableQkv, QkvProjection, weights_key
 from .sdpa import ScaledDotProductAttention
 
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ class EntityAwareSelfAttention(nn.Module):
         self.qkv: QkvProjection = FusableQkv()
         # (weights key, shared?) of the last shared-query check.
         self._shared_cache: Optional[Tuple[tuple, bool]] = None
-        # The answer fixed by an inference view whose projections have no weights to compare.
+        # The answer fixed by an inference view (whose projections may have no weights to compare).
         self._frozen_shared: Optional[bool] = None
 
     # -- shared queries ------------------------------------------------------------------------
@@ -77,7 +76,7 @@ class EntityAwareSelfAttention(nn.Module):
 
     @property
     def frozen_shared(self) -> Optional[bool]:
-        """The shared-query answer an int8 view fixed when it was built (None: checked on the weights)."""
+        """The shared-query answer an inference view fixed when it was built (None: checked on the weights)."""
         return self._frozen_shared
 
     def _query_layers(self) -> Tuple[Optional[nn.Module], ...]:
@@ -243,36 +242,12 @@ class EntityAwareSelfAttention(nn.Module):
             context.index_copy_(0, group.real_tokens, group.real(values.transpose(1, 2)))
         return context
 
-    # -- int8 view -----------------------------------------------------------------------------
+    # -- inference views ------------------------------------------------------------------------
 
     @property
     def qkv_quantized(self) -> Optional[nn.Module]:
-        """The one quantized ``[query | key | value]`` layer of an int8 view (None elsewhere)."""
-        return self.qkv.stacked if isinstance(self.qkv, QuantizedQkv) else None
-
-    def quantized_copy(self, quantize: Callable[[Sequence[nn.Linear]], nn.Module]) -> "EntityAwareSelfAttention":
-        """This attention for int8 inference; every module but the projections is shared.
-
-        ``quantize(layers)``: one quantized layer computing the float ``layers``' outputs side by
-        side. The quantized projections have no weight tensors to compare, so the shared-query
-        answer is fixed now; with shared queries, unpadded inference projects Q, K and V with one
-        quantized product (:class:`~.qkv.QuantizedQkv`).
-        """
-        shared = self._queries_are_shared()
-        clone = copy.copy(self)
-        clone._modules = {
-            name: quantize([child]) if type(child) is nn.Linear else child for name, child in self._modules.items()
-        }
-        # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
-        clone._parameters = dict(self._parameters)
-        clone._buffers = dict(self._buffers)
-        clone._frozen_shared = shared
-        layers = (self.query, self.key, self.value)
-        if shared and all(type(layer) is nn.Linear for layer in layers):
-            clone.qkv = QuantizedQkv(quantize(layers))
-        else:
-            clone.qkv = QkvProjection()
-        return clone
+        """The one ``[query | key | value]`` layer of an inference view's projections (None elsewhere)."""
+        return getattr(self.qkv, "stacked", None)
 
 
 class AttentionOutput(nn.Module):

@@ -19,6 +19,11 @@ from torch.nn import functional as F
 _CALL_TRAINING: ContextVar[Optional[bool]] = ContextVar("spacy_luke_call_training", default=None)
 
 
+def call_training() -> Optional[bool]:
+    """The mode the current call says (True: training), or None outside :func:`call_mode`."""
+    return _CALL_TRAINING.get()
+
+
 def is_training(module: nn.Module) -> bool:
     """Whether ``module`` runs in training mode now: the call's mode, else ``module.training``."""
     mode = _CALL_TRAINING.get()

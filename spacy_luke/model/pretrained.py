@@ -273,10 +273,12 @@ class PretrainedMixin:
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
-def keep_entity_rows(model: nn.Module, rows: List[int]) -> None:
+def keep_entity_rows(model: nn.Module, rows: List[int], entity_vocab: Optional[EntityVocab] = None) -> None:
     """Keep only ``rows`` of ``model``'s entity table (and of the entity prediction bias), in that
     order: the model then scores an entity vocabulary pruned to those rows (the tokenizer's
-    ``keep_entities`` gives them). ``config.entity_vocab_size`` follows."""
+    ``keep_entities`` gives them). ``config.entity_vocab_size`` follows, and so does the model's
+    ``entity_vocab``: ``entity_vocab`` (the pruned vocabulary itself, the tokenizer's: one object,
+    never a stale copy), else None when the rows are not the ones a vocabulary of the model names."""
     index = torch.as_tensor(list(rows), dtype=torch.long)
     for name, param in list(model.named_parameters()):
         if _canonical(name) in ENTITY_ROW_KEYS:
@@ -286,6 +288,9 @@ def keep_entity_rows(model: nn.Module, rows: List[int]) -> None:
             if isinstance(owner, nn.Embedding):
                 owner.num_embeddings = len(index)
     model.config.entity_vocab_size = len(index)
+    if entity_vocab is not None and entity_vocab.size != len(index):
+        raise ValueError(f"keep_entity_rows: {len(index)} rows kept, but the entity vocabulary given has ids up to {entity_vocab.size - 1}.")
+    model.entity_vocab = entity_vocab
 
 
 def _labels_changed(folder: Path, config: LukeConfig) -> bool:

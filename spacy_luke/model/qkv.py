@@ -8,26 +8,40 @@ its inference view) is built:
 - :class:`FusableQkv` (the float model's): on request (``AttentionOptions.fused_qkv``), one
   ``(3 * hidden) x hidden`` product from a fused copy of the weights, rebuilt whenever they
   change. The copy is no parameter: never saved, never trained;
-- :class:`QuantizedQkv` (the int8 view's, see :mod:`.precision`): unpadded inference projects
-  with one quantized product for all three, quantizing the input once.
+- an inference view's (``views.linear_views.StackedQkv``: the int8 and oneDNN views): unpadded
+  inference projects with one product for all three (one quantization of the input for int8).
 
 The projections take the three layers at each call, so a copy of an attention module never
 keeps another module's layers.
 """
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .linear_views import stacked_weights
-
 if TYPE_CHECKING:
     from .unpadded import Workspace
 
 Layers = Tuple[nn.Module, nn.Module, nn.Module]  # (query, key, value)
+
+
+class SameTensor:
+    """A tensor's identity in a cache key: equal to another only while both refer to the same live
+    tensor (a weak reference: the key keeps no tensor alive, and unlike ``id()`` is never reused)."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.ref = weakref.ref(tensor)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SameTensor) and self.ref() is not None and self.ref() is other.ref()
+
+    __hash__ = None  # compared, never hashed
 
 
 def weights_key(layers: Sequence[Optional[nn.Module]]) -> tuple:
@@ -41,8 +55,17 @@ def weights_key(layers: Sequence[Optional[nn.Module]]) -> tuple:
         if not isinstance(weight, torch.Tensor):
             return ()
         for tensor in (weight, layer.bias):
-            key.append((id(tensor), tensor._version, tensor.device, tensor.data_ptr()))
+            key.append(None if tensor is None else (SameTensor(tensor), tensor._version, tensor.device, tensor.data_ptr()))
     return tuple(key)
+
+
+def stacked_weights(layers: Sequence[nn.Linear]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """``layers``' weights and biases stacked (one layer computing their outputs side by side):
+    copies, detached; the bias is None when a layer has none."""
+    weight = torch.cat([layer.weight.detach() for layer in layers])
+    biases = [layer.bias for layer in layers]
+    bias = None if any(b is None for b in biases) else torch.cat([b.detach() for b in biases])
+    return weight, bias
 
 
 class QkvProjection:
@@ -89,19 +112,3 @@ class FusableQkv(QkvProjection):
             return super().project(layers, hidden)
         weight, bias = self.fused_weights(layers)
         return F.linear(hidden, weight, bias).split(layers[0].out_features, dim=-1)
-
-
-class QuantizedQkv(QkvProjection):
-    """The int8 view's: ``stacked`` computes ``[query | key | value]`` with one quantized product.
-
-    The weight scales are per output channel and the input's one scale is shared by all three,
-    so it computes what the three quantized layers do. Padded and autograd paths keep the three
-    layers (their numbers are the reference for this one).
-    """
-
-    def __init__(self, stacked: nn.Module) -> None:
-        self.stacked = stacked
-
-    def project_into(self, layers: Layers, flat: torch.Tensor, out: torch.Tensor, workspace: "Workspace") -> None:
-        for part in workspace.chunks():
-            out[part] = self.stacked(flat[part])

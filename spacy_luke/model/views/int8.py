@@ -52,7 +52,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .linear_views import replace_linears, stacked_weights
+from ..qkv import stacked_weights
+from .linear_views import replace_linears
 
 #: int8 products on CPUs without VNNI (AVX2) sum pairs of uint8 x int8 products in int16, which
 #: saturates past 32,767. The activations keep all 8 bits (an asymmetric grid per row, set by
@@ -277,3 +278,8 @@ def quantize_linears(module: nn.Module) -> nn.Module:
         return Int8Linear(*stacked_weights(layers), tuple(layer.weight for layer in layers))
 
     return replace_linears(module, Int8Linear.from_float, side_by_side)
+
+
+def int8_view(model: nn.Module) -> nn.Module:
+    """The ``"int8"`` precision's inference view of ``model`` (:func:`quantize_linears`, in eval mode)."""
+    return quantize_linears(model).eval()

@@ -1,10 +1,14 @@
 """Inference views that swap a model's ``nn.Linear`` layers for other kernels, sharing the rest.
 
 :func:`replace_linears` walks a model and returns a copy in which every ``nn.Linear`` (but the
-heads' output layers, :data:`KEEP_FLOAT`) is replaced by ``single(linear)``, and each
-entity-aware attention's Q/K/V also gets one layer computing all three side by side
-(``side_by_side(layers)``, used by the unpadded CPU path). Only containers on the way to a Linear
-are copied (shallowly): every other submodule and parameter is the float model's.
+heads' output layers, :data:`KEEP_FLOAT`) is replaced by ``single(linear)``. The modules in
+:data:`COPY_RULES` are copied by their own rule instead: each entity-aware attention
+(:func:`attention_view`) also gets one layer computing its Q/K/V side by side
+(``side_by_side(layers)``, used by the unpadded CPU path, :class:`StackedQkv`). Only containers on
+the way to a Linear are copied (shallowly): every other submodule and parameter is the float model's.
+
+The views know the model's modules, never the reverse: nothing in ``spacy_luke.model`` outside
+``views/`` imports this package (``tests/test_layering.py``).
 
 Two views use it: the int8 view (:mod:`.int8`) and the float32 CPU view (:func:`onednn_view`:
 the same float32 weights, multiplied by oneDNN's matrix product instead of the BLAS one).
@@ -13,16 +17,25 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Callable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attention import EntityAwareSelfAttention
+from ..qkv import Layers, QkvProjection, stacked_weights
+
+if TYPE_CHECKING:
+    from ..unpadded import Workspace
+
 #: Linear layers left as they are: an untied LM decoder (its ``.weight`` is read directly), and the
 #: heads' output layers (``classifier``, ``qa_outputs``): a few outputs per row, and the logits the
 #: decisions are made on.
 KEEP_FLOAT = ("decoder", "classifier", "qa_outputs")
+
+#: ``side_by_side(layers)``: one layer computing the float ``layers``' outputs side by side.
+SideBySide = Callable[[Sequence[nn.Linear]], nn.Module]
 
 
 def _keeps_float(path: str) -> bool:
@@ -30,22 +43,57 @@ def _keeps_float(path: str) -> bool:
     return path.rsplit(".", 1)[-1] in KEEP_FLOAT
 
 
-def stacked_weights(layers: Sequence[nn.Linear]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """``layers``' weights and biases stacked (one layer computing their outputs side by side):
-    copies, detached; the bias is None when a layer has none."""
-    weight = torch.cat([layer.weight.detach() for layer in layers])
-    biases = [layer.bias for layer in layers]
-    bias = None if any(b is None for b in biases) else torch.cat([b.detach() for b in biases])
-    return weight, bias
+class StackedQkv(QkvProjection):
+    """A view's Q/K/V: ``stacked`` computes ``[query | key | value]`` with one product.
+
+    With the int8 view's layers, the weight scales are per output channel and the input's one
+    scale is shared by all three, so it computes what the three quantized layers do. Padded and
+    autograd paths keep the three layers (their numbers are the reference for this one).
+    """
+
+    def __init__(self, stacked: nn.Module) -> None:
+        self.stacked = stacked
+
+    def project_into(self, layers: Layers, flat: torch.Tensor, out: torch.Tensor, workspace: "Workspace") -> None:
+        for part in workspace.chunks():
+            out[part] = self.stacked(flat[part])
 
 
-def replace_linears(
-    module: nn.Module,
-    single: Callable[[nn.Linear], nn.Module],
-    side_by_side: Callable[[Sequence[nn.Linear]], nn.Module],
-) -> nn.Module:
+def attention_view(attention: EntityAwareSelfAttention, side_by_side: SideBySide) -> EntityAwareSelfAttention:
+    """``attention`` for inference with its projections replaced; every other module is shared.
+
+    The replaced projections may have no weight tensors to compare (int8), so the shared-query
+    answer is fixed now (``frozen_shared``); with shared queries, unpadded inference projects Q, K
+    and V with one product (:class:`StackedQkv`).
+    """
+    shared = attention._queries_are_shared()
+    clone = copy.copy(attention)
+    clone._modules = {
+        name: side_by_side([child]) if type(child) is nn.Linear else child for name, child in attention._modules.items()
+    }
+    # The shallow copy shares the parameter / buffer dicts: give it its own (same tensors).
+    clone._parameters = dict(attention._parameters)
+    clone._buffers = dict(attention._buffers)
+    clone._frozen_shared = shared
+    layers = (attention.query, attention.key, attention.value)
+    if shared and all(type(layer) is nn.Linear for layer in layers):
+        clone.qkv = StackedQkv(side_by_side(layers))
+    else:
+        clone.qkv = QkvProjection()
+    return clone
+
+
+#: The modules a view copies by their own rule (``rule(module, side_by_side)``) rather than child
+#: by child. A module type with projections of its own to fuse gets an entry here.
+COPY_RULES: Dict[type, Callable[[nn.Module, SideBySide], nn.Module]] = {EntityAwareSelfAttention: attention_view}
+
+
+def _copy_rule(node: nn.Module) -> Optional[Callable[[nn.Module, SideBySide], nn.Module]]:
+    return next((COPY_RULES[cls] for cls in type(node).__mro__ if cls in COPY_RULES), None)
+
+
+def replace_linears(module: nn.Module, single: Callable[[nn.Linear], nn.Module], side_by_side: SideBySide) -> nn.Module:
     """A copy of ``module`` with its ``nn.Linear`` layers replaced (see the module docstring)."""
-    from .attention import EntityAwareSelfAttention
 
     def stacked(layers: Sequence[nn.Linear]) -> nn.Module:
         return single(layers[0]) if len(layers) == 1 else side_by_side(layers)
@@ -55,8 +103,9 @@ def replace_linears(
             return node if _keeps_float(path) else single(node)
         if not any(type(m) is nn.Linear for m in node.modules()):
             return node
-        if isinstance(node, EntityAwareSelfAttention):
-            return node.quantized_copy(stacked)
+        rule = _copy_rule(node)
+        if rule is not None:
+            return rule(node, stacked)
         clone = copy.copy(node)
         clone._modules = {
             key: (convert(child, f"{path}.{key}" if path else key) if child is not None else None)
