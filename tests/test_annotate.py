@@ -158,7 +158,7 @@ def test_every_pipes_fields_in_the_records(ner_checkpoint, typer_checkpoint, rel
     nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint), "max_mention_length": 4})
     nlp.add_pipe("luke_entity_typer", config={"pretrained": str(typer_checkpoint)})
     nlp.add_pipe("luke_relation_extractor", config={"pretrained": str(relation_checkpoint)})
-    nlp.add_pipe("luke_entity_linker", config={"pretrained": str(linker_checkpoint), "candidates": {"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": 2}})
+    nlp.add_pipe("luke_entity_linker", config={"pretrained": str(linker_checkpoint), "entity_candidates": {"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": 2}})
     nlp.to_disk(tmp_path / "pipeline")
     texts = ["Tokyo is the capital of Japan and Houston is in Texas .", "Steve Jobs founded Apple in California ."] * 3
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t, "doc_id": i}) + "\n" for i, t in enumerate(texts)), encoding="utf8")
@@ -190,6 +190,36 @@ def test_a_luke_checkpoint_gets_sentencizer_and_ner(ner_checkpoint, tmp_path):
     annotate(str(ner_checkpoint), [str(tmp_path / "in.txt")], str(tmp_path / "out"), progress=False)
     record = read_shards(tmp_path / "out")[0]
     assert record["text"] == "Tokyo is in Japan . Alice met Bob ." and all(e["score"] is not None for e in record["entities"])
+
+
+def test_executor_and_its_old_name_engine(ruler_pipeline, tmp_path, capsys):
+    """annotate's local / Ray choice is ``executor`` (``--executor``); ``engine`` (``--engine``), the
+    name of a pipe's torch / ONNX Runtime choice, still works with a deprecation warning."""
+    from spacy_luke.annotate.run import EXECUTORS
+    from spacy_luke.cli import main
+    from spacy_luke.cli.annotate import EXECUTORS as CLI_EXECUTORS
+
+    assert CLI_EXECUTORS == EXECUTORS
+    data = str(write_lines(tmp_path / "in.txt", 5))
+    annotate(str(ruler_pipeline), [data], str(tmp_path / "new"), executor="local", progress=False)
+    with pytest.warns(DeprecationWarning, match=r"engine=\.\.\.\) is deprecated: use executor="):
+        annotate(str(ruler_pipeline), [data], str(tmp_path / "old"), engine="local", progress=False)
+    assert read_shards(tmp_path / "old") == read_shards(tmp_path / "new") != []
+    with pytest.raises(ValueError, match="executor='ray' and its old name engine='local' disagree"), pytest.warns(DeprecationWarning):
+        annotate(str(ruler_pipeline), [data], str(tmp_path / "both"), executor="ray", engine="local", progress=False)
+    with pytest.raises(ValueError, match=r"executor='dask': choose one of \('local', 'ray'\)"):
+        annotate(str(ruler_pipeline), [data], str(tmp_path / "bad"), executor="dask", progress=False)
+    capsys.readouterr()
+    assert main(["annotate", str(ruler_pipeline), data, "-o", str(tmp_path / "cli"), "--engine", "local", "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warned == ["warning: --engine is deprecated, use --executor (a pipe's engine is what runs its predictions)"]
+    assert read_shards(tmp_path / "cli") == read_shards(tmp_path / "new")
+    assert main(["annotate", str(ruler_pipeline), data, "-o", str(tmp_path / "cli2"), "--executor", "ray", "--engine", "local", "--quiet"]) == 2
+    assert "error: --executor ray and --engine local (its old name) disagree: give --executor only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["annotate", "--help"])
+    shown = capsys.readouterr().out
+    assert "--executor" in shown and "--engine" not in shown  # the old name works, unlisted
 
 
 # ---------------------------------------------------------------------------------- device selection

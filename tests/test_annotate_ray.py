@@ -1,4 +1,4 @@
-"""``annotate --engine ray`` on a local Ray cluster (2 CPUs): exactly the local engine's shards."""
+"""``annotate --executor ray`` on a local Ray cluster (2 CPUs): exactly the local engine's shards."""
 from __future__ import annotations
 
 import json
@@ -84,7 +84,7 @@ def test_cli_starts_a_local_cluster(ruler_pipeline, inputs, tmp_path):
     """Runs before the module's cluster exists: the command starts (and stops) its own."""
     run(ruler_pipeline, inputs, tmp_path / "local", shard_size=100)
     command = [sys.executable, "-m", "spacy_luke", "annotate", ruler_pipeline, *inputs, "--output", str(tmp_path / "ray")]
-    result = subprocess.run([*command, "--shard-size", "100", "--engine", "ray", "--concurrency", "2", "--quiet"], capture_output=True, text=True)
+    result = subprocess.run([*command, "--shard-size", "100", "--executor", "ray", "--concurrency", "2", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "Wrote 300 docs" in result.stderr and "1 bad lines skipped" in result.stderr
     assert_same_shards(tmp_path / "local", tmp_path / "ray")
@@ -92,7 +92,7 @@ def test_cli_starts_a_local_cluster(ruler_pipeline, inputs, tmp_path):
 
 def test_entity_ruler_jsonl_and_docbin(cluster, ruler_pipeline, inputs, tmp_path):
     local = run(ruler_pipeline, inputs, tmp_path / "local", shard_size=64, batch_size=16)
-    got = run(ruler_pipeline, inputs, tmp_path / "ray", shard_size=64, batch_size=16, engine="ray", ray_concurrency=2)
+    got = run(ruler_pipeline, inputs, tmp_path / "ray", shard_size=64, batch_size=16, executor="ray", ray_concurrency=2)
     assert (got.written, got.words, got.skipped_bad) == (local.written, local.words, local.skipped_bad) == (300, local.words, 1)
     assert_same_shards(tmp_path / "local", tmp_path / "ray")
     records = [json.loads(line) for line in (tmp_path / "ray" / "part-00004.jsonl").read_text(encoding="utf8").splitlines()]
@@ -100,7 +100,7 @@ def test_entity_ruler_jsonl_and_docbin(cluster, ruler_pipeline, inputs, tmp_path
     assert any(e["label"] == "ORG" for e in records[0]["entities"])
 
     run(ruler_pipeline, inputs, tmp_path / "local-db", shard_size=128, output_format="docbin")
-    run(ruler_pipeline, inputs, tmp_path / "ray-db", shard_size=128, output_format="docbin", engine="ray", ray_concurrency=2)
+    run(ruler_pipeline, inputs, tmp_path / "ray-db", shard_size=128, output_format="docbin", executor="ray", ray_concurrency=2)
     vocab = spacy.blank("en").vocab
     for name in ("part-00000.spacy", "part-00001.spacy", "part-00002.spacy"):
         expected = [(d.to_json(), d.user_data) for d in DocBin().from_disk(tmp_path / "local-db" / name).get_docs(vocab)]
@@ -119,7 +119,7 @@ def test_luke_ner_pipeline(cluster, luke_pipeline, tmp_path):
         run(luke_pipeline, inputs, tmp_path / "local", shard_size=16, batch_size=8)
     finally:
         torch.set_num_threads(threads)
-    got = run(luke_pipeline, inputs, tmp_path / "ray", shard_size=16, batch_size=8, engine="ray", ray_concurrency=2)
+    got = run(luke_pipeline, inputs, tmp_path / "ray", shard_size=16, batch_size=8, executor="ray", ray_concurrency=2)
     assert got.written == 40
     assert_same_shards(tmp_path / "local", tmp_path / "ray")
     shards = [(tmp_path / "ray" / f"part-0000{n}.jsonl").read_text("utf8") for n in range(3)]
@@ -138,19 +138,19 @@ def test_resume_with_ray_after_an_interrupted_local_run(cluster, ruler_pipeline,
     keep = b"".join(shard.splitlines(keepends=True)[:25])
     (resumed / "part-00002.jsonl.partial").write_bytes(keep + b'{"torn": ')
     (resumed / "part-00003.jsonl").unlink()
-    got = run(ruler_pipeline, inputs, resumed, shard_size=70, batch_size=8, engine="ray", ray_concurrency=2)
+    got = run(ruler_pipeline, inputs, resumed, shard_size=70, batch_size=8, executor="ray", ray_concurrency=2)
     assert got.written == 300 - 140 - 25
     assert_same_shards(tmp_path / "whole", resumed)
-    again = run(ruler_pipeline, inputs, resumed, shard_size=70, batch_size=8, engine="ray", ray_concurrency=2)
+    again = run(ruler_pipeline, inputs, resumed, shard_size=70, batch_size=8, executor="ray", ray_concurrency=2)
     assert again.written == 0  # nothing left: no actors started
     assert_same_shards(tmp_path / "whole", resumed)
 
 
 def test_settings_are_checked_before_any_work(cluster, ruler_pipeline, inputs, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="need 6 CPUs"):
-        run(ruler_pipeline, inputs, tmp_path / "out", engine="ray", ray_concurrency=3, ray_num_cpus=2)
+        run(ruler_pipeline, inputs, tmp_path / "out", executor="ray", ray_concurrency=3, ray_num_cpus=2)
     with pytest.raises(ValueError, match="--num-gpus 1 without --gpu-id"):
-        run(ruler_pipeline, inputs, tmp_path / "out", engine="ray", ray_num_gpus=1)
+        run(ruler_pipeline, inputs, tmp_path / "out", executor="ray", ray_num_gpus=1)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ValueError, match=re.escape(MISSING_RAY)):
         annotate_ray(ruler_pipeline, iter([]), None, plan=None)
@@ -170,7 +170,7 @@ def test_a_lost_actor_stops_with_a_resumable_message_and_the_rerun_completes(clu
 
     def job():
         try:
-            run(ruler_pipeline, [str(data)], out, shard_size=2000, batch_size=4, engine="ray")
+            run(ruler_pipeline, [str(data)], out, shard_size=2000, batch_size=4, executor="ray")
         except Exception as err:  # noqa: BLE001 - the test looks at it
             errors.append(err)
 
@@ -196,7 +196,7 @@ def test_a_lost_actor_stops_with_a_resumable_message_and_the_rerun_completes(clu
     thread.join(timeout=120)
     assert len(errors) == 1 and type(errors[0]).__name__ == "RunStoppedError", errors
     assert str(errors[0]).startswith("a Ray actor or node was lost (") and "run the same command again to resume" in str(errors[0])
-    summary = run(ruler_pipeline, [str(data)], out, shard_size=2000, batch_size=4, engine="ray")
+    summary = run(ruler_pipeline, [str(data)], out, shard_size=2000, batch_size=4, executor="ray")
     assert summary.resumed >= 2000 and summary.written + summary.resumed == 40000
     records = [json.loads(line) for p in sorted(out.glob("part-*.jsonl")) for line in p.read_text("utf8").splitlines()]
     assert [r["line"] for r in records] == list(range(1, 40001))

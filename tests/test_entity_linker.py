@@ -55,7 +55,7 @@ class Reference:
 
 def _candidate_titles(pipe, doc):
     context = pipe.context()
-    return [[(c.kb_id, c.prior) for c in cands] for cands in pipe.candidates(list(doc.ents), context)]
+    return [[(c.kb_id, c.prior) for c in cands] for cands in pipe.entity_candidates(list(doc.ents), context)]
 
 
 @pytest.mark.parametrize("incl_prior", [True, False])
@@ -136,7 +136,7 @@ def test_mluke_titles_are_language_prefixed(mluke_linker_checkpoint):
 
 
 def test_whole_vocabulary_top_k_equals_a_full_computation(linker_checkpoint):
-    nlp = make_nlp(linker_checkpoint, candidates={"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": 5})
+    nlp = make_nlp(linker_checkpoint, entity_candidates={"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": 5})
     doc = make_doc(nlp)
     reference = Reference(linker_checkpoint)
     logits = reference.entity_logits(doc, ["[MASK]"] * len(doc.ents))
@@ -234,7 +234,7 @@ def test_errors_name_the_setting(linker_checkpoint):
         spacy.blank("en").add_pipe("luke_entity_linker", config={"decoding": "best"})
     with pytest.raises(ValueError, match="max_global_passes"):
         spacy.blank("en").add_pipe("luke_entity_linker", config={"max_global_passes": 0})
-    nlp = make_nlp(linker_checkpoint, candidates={"@misc": "spacy-luke.AllEntitiesCandidates.v1"})
+    nlp = make_nlp(linker_checkpoint, entity_candidates={"@misc": "spacy-luke.AllEntitiesCandidates.v1"})
     from spacy.training import Example
 
     doc = make_doc(nlp)
@@ -259,7 +259,7 @@ def test_kb_candidates_from_a_built_kb_saved_with_the_pipe(linker_checkpoint, tm
     aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nParis\tParis (mythology)\t1\nTokyo\tTokyo\t1\n", encoding="utf8")
     nlp = spacy.blank("en")
     build_kb(aliases, linker_checkpoint, vocab=nlp.vocab).to_disk(tmp_path / "kb")
-    pipe = nlp.add_pipe("luke_entity_linker", config={"candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "incl_prior": True})
+    pipe = nlp.add_pipe("luke_entity_linker", config={"entity_candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "incl_prior": True})
     pipe.initialize(lambda: [], nlp=nlp, kb_loader=registry.misc.get("spacy.KBFromFile.v1")(tmp_path / "kb"),
                     loader=registry.misc.get("spacy-luke.HFLukeLoader.v1")(str(linker_checkpoint)))
     doc = pipe(make_doc(nlp, "Paris and Tokyo and Georgia .", [(0, 1, "LOC"), (2, 3, "LOC"), (4, 5, "LOC")]))
@@ -288,7 +288,7 @@ def test_prune_entities_keeps_the_kb_and_gold_titles_and_the_same_scores(linker_
     aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nTokyo\tTokyo\t1\n", encoding="utf8")
     nlp = spacy.blank("en")
     build_kb(aliases, linker_checkpoint, vocab=nlp.vocab).to_disk(tmp_path / "kb")
-    config = {"candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "prune_entities": True}
+    config = {"entity_candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "prune_entities": True}
     pipe = nlp.add_pipe("luke_entity_linker", config=config)
     reference = make_doc(nlp, "Paris and Tokyo and Georgia .", [(0, 1, "LOC"), (2, 3, "LOC"), (4, 5, "LOC")])
     reference.ents = list(reference.ents[:2]) + [Span(reference, 4, 5, "LOC", kb_id="Georgia (country)")]
@@ -297,6 +297,7 @@ def test_prune_entities_keeps_the_kb_and_gold_titles_and_the_same_scores(linker_
                     loader=registry.misc.get("spacy-luke.HFLukeLoader.v1")(str(linker_checkpoint)))
     vocab = pipe.tokenizer.entity_vocab
     assert sorted(vocab) == sorted(list(SPECIALS) + ["Paris", "Paris, Texas", "Tokyo", "Georgia (country)"])
+    assert pipe.luke_model.entity_vocab is vocab  # one vocabulary: the model's is the tokenizer's
     assert pipe.luke_model.config.entity_vocab_size == 8
     assert pipe.luke_model.luke.entity_embeddings.entity_embeddings.weight.shape[0] == 8
     doc = pipe(make_doc(nlp, "Paris and Tokyo .", [(0, 1, "LOC"), (2, 3, "LOC")]))
@@ -345,3 +346,38 @@ def test_user_annotations_are_kept(linker_checkpoint):
     assert [(e.text, e.label_) for e in doc.ents] == [("Paris", "LOC"), (" ", "X"), ("Tokyo", "LOC")]
     assert doc.ents[2].kb_id_ == "Tokyo" and doc.ents[1].kb_id_ == "" and doc.ents[1]._.luke_kb_scores == []  # no candidate
     assert [(t.ent_iob, t.ent_type) for t in doc[2:4]] == before  # outside and blocked kept
+
+
+def test_the_old_candidates_setting_still_works_with_a_deprecation_warning(linker_checkpoint, tmp_path):
+    """``entity_candidates`` was ``candidates`` (the other pipes' span suggester setting): the old name
+    still works in a config and on the pipe, each time with a DeprecationWarning."""
+    import warnings
+
+    from spacy_luke.pipeline._linker.entity_candidates import AllEntitiesCandidates, TitleCandidates
+
+    source = {"@misc": "spacy-luke.AllEntitiesCandidates.v1", "top_k": 3}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        new = make_nlp(linker_checkpoint, entity_candidates=source)
+    assert not [w for w in caught if "entity_candidates" in str(w.message)]
+    with pytest.warns(DeprecationWarning, match=r"`candidates` is now `entity_candidates`.*\[components\.luke_entity_linker\.entity_candidates\]"):
+        old = make_nlp(linker_checkpoint, candidates=source)
+    pipe = old.get_pipe("luke_entity_linker")
+    assert isinstance(pipe.entity_candidates, AllEntitiesCandidates) and pipe.entity_candidates.top_k == 3
+    assert old.config["components"]["luke_entity_linker"]["entity_candidates"]["@misc"] == "spacy-luke.TitleCandidates.v1"  # the default, unused
+
+    def links(nlp):
+        return [(e.kb_id_, e._.luke_kb_scores) for e in nlp(make_doc(nlp)).ents]
+
+    assert links(old) == links(new)
+    # a saved pipeline whose config says `candidates` loads with the same source
+    old.to_disk(tmp_path / "old")
+    with pytest.warns(DeprecationWarning, match="entity_candidates"):
+        loaded = spacy.load(tmp_path / "old")
+    assert isinstance(loaded.get_pipe("luke_entity_linker").entity_candidates, AllEntitiesCandidates) and links(loaded) == links(new)
+    # the pipe attribute
+    with pytest.warns(DeprecationWarning, match="entity_candidates"):
+        assert pipe.candidates is pipe.entity_candidates
+    with pytest.warns(DeprecationWarning, match="entity_candidates"):
+        pipe.candidates = TitleCandidates()
+    assert isinstance(pipe.entity_candidates, TitleCandidates)

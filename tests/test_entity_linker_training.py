@@ -32,7 +32,7 @@ def aliases(tmp_path):
 def make_linker(folder, aliases, **config):
     nlp = spacy.blank("en")
     candidates = {"@misc": "spacy-luke.TitleCandidates.v1", "aliases": aliases}
-    nlp.add_pipe("luke_entity_linker", config={"pretrained": str(folder), "candidates": candidates, **config})
+    nlp.add_pipe("luke_entity_linker", config={"pretrained": str(folder), "entity_candidates": candidates, **config})
     return nlp
 
 
@@ -136,7 +136,7 @@ batch_size = 8
 factory = "luke_entity_linker"
 incl_prior = false
 
-[components.luke_entity_linker.candidates]
+[components.luke_entity_linker.entity_candidates]
 @misc = "spacy-luke.TitleCandidates.v1"
 aliases = ${paths.aliases}
 

@@ -57,7 +57,7 @@ def reference_probs(reference, doc, titles, decoding):
 
 @pytest.mark.parametrize("decoding", ["local", "global"])
 def test_top_k_larger_than_the_table_keeps_every_entity(linker_checkpoint, decoding):
-    nlp = make_nlp(linker_checkpoint, decoding=decoding, candidates={"@misc": ALL, "top_k": 1000})
+    nlp = make_nlp(linker_checkpoint, decoding=decoding, entity_candidates={"@misc": ALL, "top_k": 1000})
     doc = nlp(make_doc(nlp))
     want = reference_probs(Reference(linker_checkpoint), make_doc(nlp), LINKER_TITLES, decoding)
     assert len(LINKER_TITLES) == 314 and all(len(e._.luke_kb_scores) == 314 for e in doc.ents)
@@ -74,16 +74,16 @@ def test_pruned_table_smaller_than_the_default_top_k(linker_checkpoint, tmp_path
     aliases.write_text("Paris\tParis\t6\nParis\tParis, Texas\t3\nTokyo\tTokyo\t1\nGeorgia\tGeorgia (country)\t1\n", encoding="utf8")
     pruning = spacy.blank("en")
     build_kb(aliases, linker_checkpoint, vocab=pruning.vocab).to_disk(tmp_path / "kb")
-    config = {"candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "prune_entities": True, "decoding": decoding}  # cfg travels in the bytes
+    config = {"entity_candidates": {"@misc": "spacy-luke.KBCandidates.v1"}, "prune_entities": True, "decoding": decoding}  # cfg travels in the bytes
     pipe = pruning.add_pipe("luke_entity_linker", config=config)
     pipe.initialize(lambda: [], nlp=pruning, kb_loader=registry.misc.get("spacy.KBFromFile.v1")(tmp_path / "kb"),
                     loader=registry.misc.get("spacy-luke.HFLukeLoader.v1")(str(linker_checkpoint)))
     kept = ["Paris", "Paris, Texas", "Tokyo", "Georgia (country)"]
     assert len(pipe.tokenizer.entity_vocab) == 8  # the 4 specials and 4 titles: fewer than top_k = 10
     nlp = spacy.blank("en")
-    nlp.add_pipe("luke_entity_linker", config={"candidates": {"@misc": ALL}, "decoding": decoding})
+    nlp.add_pipe("luke_entity_linker", config={"entity_candidates": {"@misc": ALL}, "decoding": decoding})
     nlp.from_bytes(pruning.to_bytes())
-    assert nlp.get_pipe("luke_entity_linker").candidates.top_k == 10
+    assert nlp.get_pipe("luke_entity_linker").entity_candidates.top_k == 10
     doc = nlp(make_doc(nlp))
     # the pruned table holds the full table's rows: the same numbers at those titles
     assert_matches_reference(doc, reference_probs(Reference(linker_checkpoint), make_doc(nlp), kept, decoding))
@@ -131,7 +131,7 @@ def test_search_rows_are_those_titled_in_the_language(mluke_foreign_rows_checkpo
 
 
 def test_mluke_search_returns_only_titles_in_the_pipe_language(mluke_foreign_rows_checkpoint):
-    nlp = make_nlp(mluke_foreign_rows_checkpoint, candidates={"@misc": ALL, "top_k": 5})
+    nlp = make_nlp(mluke_foreign_rows_checkpoint, entity_candidates={"@misc": ALL, "top_k": 5})
     doc = nlp(make_doc(nlp))
     english = {t for t in LINKER_TITLES}
     for ent in doc.ents:
@@ -148,14 +148,14 @@ def test_mluke_search_returns_only_titles_in_the_pipe_language(mluke_foreign_row
         np.testing.assert_allclose([q for _, q in ent._.luke_kb_scores], p / p.sum(), atol=1e-4)
     # in Japanese: the three rows with a Japanese title (fewer than top_k), in both decodings
     for decoding in ("local", "global"):
-        ja = make_nlp(mluke_foreign_rows_checkpoint, language="ja", decoding=decoding, candidates={"@misc": ALL, "top_k": 5})
+        ja = make_nlp(mluke_foreign_rows_checkpoint, language="ja", decoding=decoding, entity_candidates={"@misc": ALL, "top_k": 5})
         for ent in ja(make_doc(ja)).ents:
             assert ent.kb_id_ and sorted(kb for kb, _ in ent._.luke_kb_scores) == sorted(["東京", "大阪", "富士山"])
 
 
 @pytest.mark.parametrize("decoding", ["local", "global"])
 def test_no_entity_in_the_language_warns_and_links_nothing(mluke_foreign_rows_checkpoint, decoding):
-    nlp = make_nlp(mluke_foreign_rows_checkpoint, language="fr", decoding=decoding, nil_id="NIL", candidates={"@misc": ALL})
+    nlp = make_nlp(mluke_foreign_rows_checkpoint, language="fr", decoding=decoding, nil_id="NIL", entity_candidates={"@misc": ALL})
     doc = make_doc(nlp)
     doc.ents = [Span(doc, 0, 1, "LOC", kb_id="Paris")] + list(doc.ents[1:])  # a kept kb_id stays
     with pytest.warns(LukeNoEntitiesWarning, match=r"no entity with a title in language 'fr'.*'de', 'en', 'ja'"):

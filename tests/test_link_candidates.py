@@ -232,6 +232,52 @@ def test_index_built_once_per_vocabulary_and_language(nlp, vocab, mluke_vocab, m
     assert source.index(copy) is not source.index(vocab)
 
 
+def built(source, vocab):
+    """What ``source`` builds once per vocabulary: the title index, or the whole-table search."""
+    if isinstance(source, AllEntitiesCandidates):
+        return source.search(LinkContext(vocab), vocab.size if hasattr(vocab, "size") else len(vocab))
+    return source.index(vocab)
+
+
+def content(found):
+    return found.kb_ids if isinstance(found, link_candidates.EntitySearch) else found
+
+
+@pytest.mark.parametrize("make", [TitleCandidates, AllEntitiesCandidates])
+def test_a_new_vocabulary_object_never_gets_the_old_ones_cache(vocab, make):
+    """The caches live on the vocabulary object (no id() keys): a vocabulary built where a freed one
+    lived, a copy, an unpickled one each get their own; the source does not keep a vocabulary alive."""
+    import copy
+    import gc
+    import pickle
+    import weakref
+
+    source = make()
+    titles = vocab.to_dict()
+    first = EntityVocab(titles)
+    old = built(source, first)
+    assert built(source, first) is old
+    address, alive = id(first), weakref.ref(first)
+    del first
+    gc.collect()
+    assert alive() is None  # nothing of the source holds it
+    for _ in range(100):  # try for one where the freed one was (CPython may reuse its address)
+        fresh = EntityVocab(titles)
+        if id(fresh) == address:
+            break
+        del fresh
+    else:
+        fresh = EntityVocab(titles)
+    assert built(source, fresh) is not old and built(source, fresh) is built(source, fresh)
+    shallow, deep, unpickled = copy.copy(fresh), copy.deepcopy(fresh), pickle.loads(pickle.dumps(fresh))
+    for other in (shallow, deep, unpickled):
+        assert built(source, other) is not built(source, fresh)
+        assert built(source, other) is built(source, other)
+    assert content(built(source, fresh)) == content(built(source, shallow)) == content(old)  # the same, built again
+    plain = dict(titles)  # a vocabulary without attributes: no cache, each call builds
+    assert built(source, plain) is not built(source, plain) and content(built(source, plain)) == content(old)
+
+
 def test_500k_title_index_builds_in_seconds(nlp):
     titles = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2}
     for i in range(500_000):

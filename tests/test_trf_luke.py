@@ -390,3 +390,24 @@ def test_importing_the_integration_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_weights_written_while_a_graph_is_open_are_counted_once_each_when_it_closes(monkeypatch):
+    """The shim keeps the parameters themselves (not their id()) until it counts their writes."""
+    from thinc.api import PyTorchShim
+
+    from spacy_luke.trf.shim import LukeEncoderShim
+
+    monkeypatch.setattr(PyTorchShim, "finish_update", lambda self, optimizer: None)  # the write itself: not the point
+    shim = LukeEncoderShim()
+    shim._model = torch.nn.Linear(2, 2)
+    weight, bias = shim._model.weight, shim._model.bias
+    shim._model(torch.ones(1, 2)).sum().backward()
+    before = (weight._version, bias._version)
+    shim._graph_open = True  # the transformer pipe's update, its listeners' backward pass still to come
+    shim.finish_update(None)
+    shim.finish_update(None)  # twice before the graph closes
+    assert (weight._version, bias._version) == before and list(shim._written) == [weight, bias]
+    shim._graph_open = False
+    shim._count_writes()
+    assert (weight._version, bias._version) == (before[0] + 1, before[1] + 1) and not shim._written

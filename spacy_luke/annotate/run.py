@@ -4,6 +4,11 @@ Python::
 
     from spacy_luke.annotate import annotate
     annotate("my_pipeline/", ["corpus.txt"], "out/", gpu_id=0, precision="bfloat16")
+    annotate("my_pipeline/", ["corpus.txt"], "out/", executor="ray", ray_concurrency=2)
+
+``executor`` says where the job's batches run: this process ("local") or a pool of Ray actors
+("ray"). (Not a pipe's ``engine``, which says what runs a pipe's predictions: torch or ONNX
+Runtime; ``engine=`` is this setting's old name, still taken with a DeprecationWarning.)
 
 The command line (``python -m spacy_luke annotate``) calls this with its flags.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 import errno
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
@@ -22,7 +28,7 @@ from .local import annotate_local, unfinished
 from .pipeline import load_pipeline
 from .shards import RunStoppedError, ShardedOutput
 
-ENGINES = ("local", "ray")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -63,7 +69,7 @@ def annotate(
     max_batch_cost: Optional[int] = None,
     lang: str = "en",
     overwrite: bool = False,
-    engine: str = "local",
+    executor: str = "local",
     ray_address: Optional[str] = None,
     ray_concurrency: int = 1,
     ray_num_cpus: Optional[float] = None,
@@ -71,22 +77,31 @@ def annotate(
     progress: bool = True,
     report: Optional[Callable[[str], None]] = None,
     inform: Optional[Callable[[str], None]] = None,
+    engine: Optional[str] = None,
 ) -> AnnotateSummary:
     """Annotate ``inputs`` with ``pipeline`` into the folder ``output`` (see the README, "annotate").
 
+    executor: where the batches run: "local" (this process, or ``n_process`` processes) or "ray"
+        (a pool of ``ray_concurrency`` Ray actors).
+    engine: deprecated, the old name of ``executor``.
     report: called with each warning (a bad line, a device note); default: printed to stderr.
     inform: called with what the run finds in ``output`` (resuming a job, a job already
         complete); default: nothing (the summary says it too).
     Raises EmptyInputError when the input holds no text (empty, blank lines only, every line bad).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}: choose one of {ENGINES}")
+    if engine is not None:
+        warnings.warn("annotate(engine=...) is deprecated: use executor=... (a pipe's engine is what runs its predictions)", DeprecationWarning, stacklevel=2)
+        if executor not in ("local", engine):
+            raise ValueError(f"executor={executor!r} and its old name engine={engine!r} disagree: give executor only")
+        executor = engine
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor={executor!r}: choose one of {EXECUTORS}")
     if n_process > 1 and gpu_id is not None:
-        raise ValueError("--n-process > 1 with --gpu-id would load one model copy per process on the GPU: use one process, or --engine ray")
+        raise ValueError("--n-process > 1 with --gpu-id would load one model copy per process on the GPU: use one process, or --executor ray")
     report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
     inform = inform or (lambda message: None)
     check_inputs(inputs)
-    if engine == "ray" and gpu_id is not None:
+    if executor == "ray" and gpu_id is not None:
         # The GPUs are the actors' (Ray gives each its own as cuda:0), not the driver's: they check.
         plan = plan_device(0, precision, max_batch_cost, cuda_available=True, device_count=1, bf16_supported=True)
     else:
@@ -125,7 +140,7 @@ def annotate(
     start = time.perf_counter()
     complete = False
     try:
-        if engine == "local":
+        if executor == "local":
             nlp = load_pipeline(str(pipeline), lang=lang)
             settings = apply_device(nlp, plan)
             written = annotate_local(nlp, records, out, batch_size=batch_size, n_process=n_process, progress=count)

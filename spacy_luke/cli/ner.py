@@ -42,20 +42,6 @@ def build_ner_pipeline(pretrained: str, *, lang: str = "en", spacy_model: Option
     return nlp
 
 
-def _entities(doc) -> List[dict]:
-    from spacy.tokens import Span
-
-    with_scores = Span.has_extension("luke_kb_scores")
-    records = []
-    for e in doc.ents:
-        record = {"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text, "score": e._.luke_score, "kb_id": e.kb_id_}
-        scores = e._.luke_kb_scores if with_scores else None
-        if scores is not None:  # the entity linker's [(kb_id, probability), ...]
-            record["kb_scores"] = [[kb_id, float(p)] for kb_id, p in scores]
-        records.append(record)
-    return records
-
-
 def kb_url(template: str, kb_id: str) -> str:
     """The link of ``kb_id``: ``template`` with the kb_id as one URL path segment in its ``{}``,
     Wikipedia style (spaces as ``_``, then every character but letters, digits and ``_.-~``
@@ -111,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     texts, sources = read_texts(args.inputs, by_line=not args.whole_file)
     from tqdm import tqdm
 
-    from ..annotate.records import json_line
+    from ..annotate.records import entity_records, json_line
 
     nlp = build_ner_pipeline(
         args.pretrained,
@@ -128,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             docs = []
             for source, doc in zip(sources, nlp.pipe(texts, batch_size=args.batch_size)):
                 if args.format == "jsonl":
-                    record = {"source": source, "text": doc.text, "entities": _entities(doc)}
+                    record = {"source": source, "text": doc.text, "entities": entity_records(doc)}
                     out.write(json_line(record))
                 else:
                     docs.append(doc)

@@ -4,7 +4,7 @@ LUKE was pretrained to predict masked Wikipedia entities from their context. Eac
 mentions (``doc.ents``, or ``doc.spans[spans_key]``) go in together, in document order, as
 [MASK] entities over their word pieces, exactly as transformers' ``LukeTokenizer(entity_spans=...,
 entities=["[MASK]", ...])`` builds them; the pretraining head (``entity_predictions``) scores each
-mention's candidate entities only (``candidates``: a source under ``@misc``, see
+mention's candidate entities only (``entity_candidates``: a source under ``@misc``, see
 ``spacy_luke.pipeline._linker.entity_candidates``), never the whole table (unless the source is
 ``AllEntitiesCandidates``, whose top k is searched in chunks, among the rows that have a title
 (in the pipe's language, for mLUKE), k clamped to the number of those rows).
@@ -23,6 +23,7 @@ threshold, get ``nil_id`` ("" by default). ``Span._.luke_kb_scores`` holds [(kb_
 their entity when the vocabulary has it.
 """
 
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ from thinc.api import Config, Model
 
 from ..layers.call_plan import ItemScores, empty_scores
 from ..layers.head_layer import luke_shim
-from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ._shared.settings import TRAINABLE_SETTINGS, document_settings
 from ._shared.extensions import install_linker_extensions
 from ._linker.entity_candidates import CandidateSource, EntitySearch, LinkCandidate, LinkContext, title_for_kb_id
 from ._linker.decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, write_links
@@ -54,35 +55,35 @@ mixed_precision = false
 )["model"]
 DEFAULT_CANDIDATES = {"@misc": "spacy-luke.TitleCandidates.v1"}
 
+LINKER_SETTINGS = {
+    **TRAINABLE_SETTINGS,
+    "lite": False,
+    "model": DEFAULT_LINKER_MODEL,
+    "entity_candidates": DEFAULT_CANDIDATES,
+    "candidates": None,  # entity_candidates' old name (deprecated): saved configs that use it still load
+    "spans_key": None,
+    "decoding": "local",
+    "max_global_passes": 32,
+    "incl_prior": True,
+    "threshold": 0.0,
+    "nil_id": "",
+    "overwrite": False,
+    "use_gold_ents": True,
+    "prune_entities": False,
+    "language": None,
+    "max_entities_per_pass": 64,
+    "scorer": {"@scorers": "spacy-luke.entity_linker_scorer.v1"},
+}
 
-@Language.factory(
-    "luke_entity_linker",
-    assigns=["token.ent_kb_id", "span._.luke_kb_scores"],
-    default_config={
-        **TRAINABLE_SETTINGS,
-        "lite": False,
-        "model": DEFAULT_LINKER_MODEL,
-        "candidates": DEFAULT_CANDIDATES,
-        "spans_key": None,
-        "decoding": "local",
-        "max_global_passes": 32,
-        "incl_prior": True,
-        "threshold": 0.0,
-        "nil_id": "",
-        "overwrite": False,
-        "use_gold_ents": True,
-        "prune_entities": False,
-        "language": None,
-        "max_entities_per_pass": 64,
-        "scorer": {"@scorers": "spacy-luke.entity_linker_scorer.v1"},
-    },
-)
+
+@Language.factory("luke_entity_linker", assigns=["token.ent_kb_id", "span._.luke_kb_scores"], default_config=LINKER_SETTINGS)
+@document_settings(LINKER_SETTINGS)
 def make_luke_entity_linker(
     nlp: Language,
     name: str,
     model: Model,
     pretrained: Optional[str],
-    candidates: CandidateSource,
+    entity_candidates: CandidateSource,
     spans_key: Optional[str],
     decoding: str,
     max_global_passes: int,
@@ -100,12 +101,12 @@ def make_luke_entity_linker(
     scorer: Optional[Callable],
     precision: str = "float32",
     engine: str = "torch",
+    candidates: Optional[Callable] = None,
 ) -> "LukeEntityLinker":
     """Link mentions to Wikipedia entities with LUKE's masked entity prediction.
 
-    model (Model): the architecture (spacy-luke.EntityDisambiguator.v1).
     pretrained (Optional[str]): hub id or local folder of a LUKE / mLUKE checkpoint with its full entity vocabulary (e.g. studio-ousia/luke-base).
-    candidates (CandidateSource): where each mention's candidate entities come from (spacy-luke.TitleCandidates.v1, KBCandidates.v1, AllEntitiesCandidates.v1).
+    entity_candidates (CandidateSource): where each mention's candidate entities come from (spacy-luke.TitleCandidates.v1, KBCandidates.v1, AllEntitiesCandidates.v1).
     spans_key (Optional[str]): link doc.spans[spans_key] instead of doc.ents.
     decoding (str): "local" (one pass) or "global" (fix the most confident mention, feed its entity, score again).
     max_global_passes (int): passes per window at most with global decoding; the last resolves every remaining mention.
@@ -116,32 +117,63 @@ def make_luke_entity_linker(
     use_gold_ents (bool): train on the reference's mentions (else on the predicted doc's).
     prune_entities (bool): at initialize, keep only the entities the candidates can name (the KB's, or the aliases file's) and the training data's gold ones; the smaller table is saved with the pipe.
     language (Optional[str]): mLUKE title prefix ("en"); default: the pipeline's language when the vocabulary has such titles.
-    max_entities_per_pass (int): mentions per model input; more go to further inputs of the same words.
-    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     lite (bool): must stay false: linking needs the entity table.
-    freeze_encoder (bool): train only the entity prediction head.
-    scorer (Optional[Callable]): scores nel_micro_p/r/f (Scorer.score_links).
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
-    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
+    candidates (Optional[Callable]): deprecated: the old name of entity_candidates (a candidate source), used instead of it when set, with a DeprecationWarning.
     """
-    return LukeEntityLinker(nlp.vocab, model, name, nlp_lang=nlp.lang, **factory_settings(locals()))
+    return LukeEntityLinker(
+        nlp.vocab, model, name, pretrained=pretrained, entity_candidates=entity_candidates, candidates=candidates,
+        spans_key=spans_key, decoding=decoding, max_global_passes=max_global_passes, incl_prior=incl_prior,
+        threshold=threshold, nil_id=nil_id, overwrite=overwrite, use_gold_ents=use_gold_ents,
+        prune_entities=prune_entities, language=language, max_entities_per_pass=max_entities_per_pass,
+        max_batch_cost=max_batch_cost, lite=lite, freeze_encoder=freeze_encoder, scorer=scorer,
+        precision=precision, engine=engine, nlp_lang=nlp.lang,
+    )
 
 
 class LukeEntityLinker(ItemsPipe):
     head = "LukeForEntityDisambiguation"
 
-    def __init__(self, vocab, model: Model, name: str = "luke_entity_linker", *, pretrained: Optional[str] = None, candidates: CandidateSource, decoding: str = "local", max_global_passes: int = 32, lite: bool = False, **settings: Any):
+    def __init__(
+        self,
+        vocab,
+        model: Model,
+        name: str = "luke_entity_linker",
+        *,
+        pretrained: Optional[str] = None,
+        entity_candidates: Optional[CandidateSource] = None,
+        decoding: str = "local",
+        max_global_passes: int = 32,
+        lite: bool = False,
+        candidates: Optional[CandidateSource] = None,
+        **settings: Any,
+    ):
         if decoding not in DECODINGS:
             raise ValueError(f"[{name}] decoding={decoding!r}: choose one of {DECODINGS}.")
         if max_global_passes < 1:
             raise ValueError(f"[{name}] max_global_passes must be at least 1, got {max_global_passes}.")
         if lite:
             raise ValueError(f"[{name}] lite = true keeps only the special entities, and linking scores the entity table: set lite = false.")
+        if candidates is not None:
+            _warn_candidates_renamed(name, stacklevel=3)
+            entity_candidates = candidates
+        if entity_candidates is None:
+            raise ValueError(f"[{name}] needs its entity_candidates (e.g. spacy-luke.TitleCandidates.v1).")
         super().__init__(vocab, model, name, pretrained=pretrained, decoding=decoding, max_global_passes=max_global_passes, lite=False, **settings)
-        self.candidates = candidates
+        self.entity_candidates = entity_candidates
         self.kb = LinkerKB(vocab)
         self._language: Optional[str] = None
         install_linker_extensions()
+
+    @property
+    def candidates(self) -> CandidateSource:
+        """Deprecated: the old name of :attr:`entity_candidates`."""
+        _warn_candidates_renamed(self.name)
+        return self.entity_candidates
+
+    @candidates.setter
+    def candidates(self, source: CandidateSource) -> None:
+        _warn_candidates_renamed(self.name)
+        self.entity_candidates = source
 
     # ------------------------------------------------------------------ weights and context
 
@@ -173,7 +205,7 @@ class LukeEntityLinker(ItemsPipe):
         """The entity row of a kb_id (through the source's mapping when it has one); -1 if none."""
         if not kb_id or kb_id == self.cfg["nil_id"]:
             return -1
-        of = getattr(self.candidates, "entity_id_of", None)
+        of = getattr(self.entity_candidates, "entity_id_of", None)
         if of is not None:
             return int(of(kb_id, context))
         title = title_for_kb_id(kb_id, context.language)
@@ -184,7 +216,7 @@ class LukeEntityLinker(ItemsPipe):
         rows with a title in the language, their kb_ids, and the effective k (min(top_k, rows))
         that sizes both the model's search and the mentions' candidate lists."""
         context = context if context is not None else self.context()
-        return self.candidates.search(context, int(self.luke_model.entity_table.shape[0]))
+        return self.entity_candidates.search(context, int(self.luke_model.entity_table.shape[0]))
 
     # ------------------------------------------------------------------ items
 
@@ -203,12 +235,12 @@ class LukeEntityLinker(ItemsPipe):
                     row = self._entity_row(s.kb_id_, context)
                     known[i] = row if row >= 0 else self._tokenizer.entity_mask_token_id
         candidates: List[List[LinkCandidate]] = [[] for _ in spans]
-        if to_link and not self.candidates.whole_vocabulary:
-            found = self.candidates([spans[i] for i in to_link], context)
+        if to_link and not self.entity_candidates.whole_vocabulary:
+            found = self.entity_candidates([spans[i] for i in to_link], context)
             for i, cands in zip(to_link, found):
                 candidates[i] = list(cands)
         search_inputs = None
-        if to_link and self.candidates.whole_vocabulary:
+        if to_link and self.entity_candidates.whole_vocabulary:
             search = self._entity_search(context)
             search_inputs = {"top_k": np.array(search.top_k, dtype=np.int64), **search.model_inputs}
             for i in to_link:
@@ -227,10 +259,10 @@ class LukeEntityLinker(ItemsPipe):
         return [self._mentions(doc, self._mention_spans(doc), context) for doc in docs]
 
     def _training_items(self, examples: Sequence[Example]) -> List[Mentions]:
-        if self.candidates.whole_vocabulary:
+        if self.entity_candidates.whole_vocabulary:
             raise ValueError(
                 f"[{self.name}] training needs candidate lists: use spacy-luke.TitleCandidates.v1 or "
-                "spacy-luke.KBCandidates.v1 as `candidates` while training (AllEntitiesCandidates only predicts)."
+                "spacy-luke.KBCandidates.v1 as `entity_candidates` while training (AllEntitiesCandidates only predicts)."
             )
         context = self.context()
         items = []
@@ -268,7 +300,7 @@ class LukeEntityLinker(ItemsPipe):
         """[(entity row, kb_id, probability)] of a scored mention, best first."""
         cands = mentions.candidates[item]
         count = len(cands)
-        whole = self.candidates.whole_vocabulary
+        whole = self.entity_candidates.whole_vocabulary
         priors = None if whole else [c.prior for c in cands]
         probs = candidate_probabilities(logits[:count], priors, self.cfg["incl_prior"])
         if whole:
@@ -334,7 +366,7 @@ class LukeEntityLinker(ItemsPipe):
         """Keep only the entities the candidate source can name and the gold entities of
         ``get_examples`` (LUKE's white list for entity disambiguation); returns the rows kept."""
         context = self.context()
-        titles = list(self.candidates.entity_titles(context))
+        titles = list(self.entity_candidates.entity_titles(context))
         for eg in (get_examples() if get_examples is not None else []):
             titles.extend(title_for_kb_id(e.kb_id_, context.language) for e in eg.reference.ents if e.kb_id_)
         kept = luke_shim(self.model).keep_entities(titles)
@@ -368,3 +400,13 @@ def make_entity_linker_scorer() -> Callable:
         return Scorer.score_links(examples, negative_labels=[nil_id] if nil_id else [])
 
     return score
+
+
+def _warn_candidates_renamed(pipe_name: str, stacklevel: int = 3) -> None:
+    warnings.warn(
+        f"[{pipe_name}] the linker's `candidates` is now `entity_candidates` (the span suggesters of the other "
+        f"pipes are `candidates`): rename it in the config ([components.{pipe_name}.entity_candidates]) or code; "
+        "the old name will go in a later version.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )

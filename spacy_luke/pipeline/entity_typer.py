@@ -30,7 +30,7 @@ from thinc.api import Config, Model
 from ._shared.suggesters import Suggester
 from ._shared.extensions import install_typer_extensions
 from ._shared.losses import prf
-from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ._shared.settings import TRAINABLE_SETTINGS, document_settings
 from ..layers.kb_inputs import check_kb_inputs
 from ._shared.marked import Item, MarkedItemsPipe, doc_spans
 from ..layers.call_plan import ItemScores
@@ -45,23 +45,27 @@ mixed_precision = false
 )["model"]
 
 
+TYPER_SETTINGS = {
+    **TRAINABLE_SETTINGS,
+    "model": DEFAULT_TYPER_MODEL,
+    "candidates": None,
+    "multi_label": None,
+    "threshold": 0.5,
+    "spans_key": None,
+    "use_gold_ents": True,
+    "use_kb_ids": False,
+    "lite": None,
+    "scorer": {"@scorers": "spacy-luke.entity_typer_scorer.v1"},
+}
+
+
 @Language.factory(
     "luke_entity_typer",
     assigns=["span._.luke_types"],
-    default_config={
-        **TRAINABLE_SETTINGS,
-        "model": DEFAULT_TYPER_MODEL,
-        "candidates": None,
-        "multi_label": None,
-        "threshold": 0.5,
-        "spans_key": None,
-        "use_gold_ents": True,
-        "use_kb_ids": False,
-        "lite": None,
-        "scorer": {"@scorers": "spacy-luke.entity_typer_scorer.v1"},
-    },
+    default_config=TYPER_SETTINGS,
     default_score_weights={"luke_types_f": 1.0, "luke_types_p": 0.0, "luke_types_r": 0.0},
 )
+@document_settings(TYPER_SETTINGS, lite="kb_ids")
 def make_luke_entity_typer(
     nlp: Language,
     name: str,
@@ -82,24 +86,19 @@ def make_luke_entity_typer(
 ) -> "LukeEntityTyper":
     """LUKE entity typing (entity classification).
 
-    model (Model): the LUKE entity classifier architecture (spacy-luke.EntityClassifier.v1).
-    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
     candidates (Optional[Suggester]): spans to type; default: doc.ents.
     multi_label (Optional[bool]): every label over threshold (true) or the argmax label (false); default: from the checkpoint's problem_type.
     threshold (float): multi-label: the lowest sigmoid probability written.
     spans_key (Optional[str]): training/evaluation: read gold types from the labels of doc.spans[spans_key] instead of Span._.luke_types.
     use_gold_ents (bool): training: type the gold typed spans of the reference (else the predicted doc's spans).
-    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     use_kb_ids (bool): input a span whose kb_id_ is an entity-vocabulary title (e.g. from luke_entity_linker) as that Wikipedia entity instead of [MASK].
-    lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
-    freeze_encoder (bool): train only the classification head.
-    scorer (Optional[Callable]): the scoring function.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
-    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
-    settings = factory_settings(locals())
-    settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)
-    return LukeEntityTyper(nlp.vocab, model, name, lang=nlp.lang, **settings)
+    return LukeEntityTyper(
+        nlp.vocab, model, name, pretrained=pretrained, candidates=candidates, multi_label=multi_label,
+        threshold=threshold, spans_key=spans_key, use_gold_ents=use_gold_ents, use_kb_ids=use_kb_ids,
+        max_batch_cost=max_batch_cost, lite=check_kb_inputs(name, use_kb_ids, lite), freeze_encoder=freeze_encoder,
+        scorer=scorer, precision=precision, engine=engine, lang=nlp.lang,
+    )
 
 
 class LukeEntityTyper(MarkedItemsPipe):

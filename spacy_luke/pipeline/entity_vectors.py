@@ -29,7 +29,7 @@ from thinc.api import Config, Model
 from ._shared.suggesters import Suggester
 from ._shared.extensions import install_vector_extensions
 from ..layers.kb_inputs import check_kb_inputs, doc_kb_ids, kb_entity_rows
-from ._shared.base import SHARED_SETTINGS, factory_settings
+from ._shared.settings import SHARED_SETTINGS, document_settings
 from ._shared.items_pipe import ItemsPipe
 from ..layers.call_plan import SpanItems, item_spans
 from ._shared.loaders import CheckpointLoader
@@ -44,19 +44,19 @@ mixed_precision = false
 )["model"]
 
 
-@Language.factory(
-    "luke_entity_vectors",
-    assigns=["span._.luke_vector"],
-    default_config={
-        **SHARED_SETTINGS,
-        "model": DEFAULT_ENCODER_MODEL,
-        "candidates": None,
-        "use_kb_ids": False,
-        "set_vector_hooks": False,
-        "max_entities_per_pass": 32,
-        "lite": None,
-    },
-)
+VECTORS_SETTINGS = {
+    **SHARED_SETTINGS,
+    "model": DEFAULT_ENCODER_MODEL,
+    "candidates": None,
+    "use_kb_ids": False,
+    "set_vector_hooks": False,
+    "max_entities_per_pass": 32,
+    "lite": None,
+}
+
+
+@Language.factory("luke_entity_vectors", assigns=["span._.luke_vector"], default_config=VECTORS_SETTINGS)
+@document_settings(VECTORS_SETTINGS, lite="kb_ids")
 def make_luke_entity_vectors(
     nlp: Language,
     name: str,
@@ -73,20 +73,16 @@ def make_luke_entity_vectors(
 ) -> "LukeEntityVectors":
     """Contextual LUKE entity vectors in Span._.luke_vector.
 
-    model (Model): the LUKE encoder architecture (spacy-luke.EntityEncoder.v1).
     pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint (e.g. studio-ousia/luke-base).
     candidates (Optional[Suggester]): the spans to encode; default: doc.ents.
     use_kb_ids (bool): input a span whose kb_id_ is an entity-vocabulary title as that Wikipedia entity (else [MASK]).
     set_vector_hooks (bool): make span.vector / span.similarity use the LUKE vector.
-    max_entities_per_pass (int): spans per model input; more reuse the same words in further passes.
-    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
-    lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
-    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
-    settings = factory_settings(locals())
-    settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)
-    return LukeEntityVectors(nlp.vocab, model, name, lang=nlp.lang, **settings)
+    return LukeEntityVectors(
+        nlp.vocab, model, name, pretrained=pretrained, candidates=candidates, use_kb_ids=use_kb_ids,
+        set_vector_hooks=set_vector_hooks, max_entities_per_pass=max_entities_per_pass, max_batch_cost=max_batch_cost,
+        lite=check_kb_inputs(name, use_kb_ids, lite), precision=precision, engine=engine, lang=nlp.lang,
+    )
 
 
 class LukeEntityVectors(ItemsPipe):

@@ -22,7 +22,7 @@ from ..layers.call_plan import ItemScores, SpanItems, item_spans
 from ..layers.items_model import configure_items_model
 from ..layers.span_pruner import pruning_attrs
 from ._shared.losses import cross_entropy
-from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ._shared.settings import TRAINABLE_SETTINGS, document_settings
 from ._shared.items_pipe import ItemsPipe
 from ._shared.suggesters import Suggester, sentence_spans_of_docs, split_ragged
 from ._shared.extensions import install_extensions
@@ -42,25 +42,29 @@ mixed_precision = false
 )["model"]
 
 
+NER_SETTINGS = {
+    **TRAINABLE_SETTINGS,
+    "model": DEFAULT_NER_MODEL,
+    "pretrained": DEFAULT_NER_CHECKPOINT,
+    "candidates": None,
+    "max_mention_length": 16,
+    "max_entities_per_pass": 128,
+    "overwrite": False,
+    "respect_outside": False,
+    "spans_key": None,
+    "skip_longer_than_trained": True,
+    "pruning": None,
+    "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
+}
+
+
 @Language.factory(
     "luke_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.luke_score"],
-    default_config={
-        **TRAINABLE_SETTINGS,
-        "model": DEFAULT_NER_MODEL,
-        "pretrained": DEFAULT_NER_CHECKPOINT,
-        "candidates": None,
-        "max_mention_length": 16,
-        "max_entities_per_pass": 128,
-        "overwrite": False,
-        "respect_outside": False,
-        "spans_key": None,
-        "skip_longer_than_trained": True,
-        "pruning": None,
-        "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
-    },
+    default_config=NER_SETTINGS,
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
+@document_settings(NER_SETTINGS)
 def make_luke_ner(
     nlp: Language,
     name: str,
@@ -83,24 +87,22 @@ def make_luke_ner(
 ) -> "LukeNER":
     """LUKE named entity recognition.
 
-    model (Model): the LUKE span classifier architecture (spacy-luke.EntitySpanClassifier.v1).
     pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label. Default: studio-ousia/luke-large-finetuned-conll-2003 (downloaded once, then read from the hub cache); null: weights only from [initialize].
     candidates (Optional[Suggester]): spans to classify; default: all spans of up to max_mention_length tokens within a sentence.
     max_mention_length (int): longest default candidate, in tokens.
-    max_entities_per_pass (int): candidate spans per model input; more spans reuse the same words in further passes.
-    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     overwrite (bool): replace existing doc.ents (or the spans in doc.spans[spans_key]) instead of keeping them; blocked tokens are never overwritten.
     respect_outside (bool): never put an entity on a token marked outside (O); default false, as spaCy's ner (doc.ents = ... and the entity ruler mark every other token O). Blocked tokens (doc.set_ents(blocked=...)) never get one either way.
     spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents; spans already in that group are kept (scores NaN) unless overwrite.
     skip_longer_than_trained (bool): after training (initialize with examples), predict only on default candidates up to the longest entity of the training data (recorded in the pipe's cfg as longest_entity): longer spans were NIL in every training example, so scoring them is wasted work.
     pruning (Optional[SpanPruning]): a learned first stage (spacy-luke.span_pruning.v1) that keeps only the likely candidates of each doc for the full LUKE pass; it trains with the pipe (or afterwards: python -m spacy_luke train-pruner). Default null: every candidate gets the full pass.
-    lite (bool): keep only the special entities of the entity table (NER uses [MASK] entities only).
-    freeze_encoder (bool): train only the classification head.
-    scorer (Optional[Callable]): the scoring function.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
-    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
-    return LukeNER(nlp.vocab, model, name, **factory_settings(locals()))
+    return LukeNER(
+        nlp.vocab, model, name, pretrained=pretrained, candidates=candidates, max_mention_length=max_mention_length,
+        max_entities_per_pass=max_entities_per_pass, max_batch_cost=max_batch_cost, overwrite=overwrite,
+        spans_key=spans_key, lite=lite, freeze_encoder=freeze_encoder, scorer=scorer, precision=precision,
+        engine=engine, respect_outside=respect_outside, skip_longer_than_trained=skip_longer_than_trained,
+        pruning=pruning,
+    )
 
 
 class LukeNER(ItemsPipe):

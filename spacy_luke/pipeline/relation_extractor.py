@@ -36,7 +36,7 @@ from ..layers.doc_pieces import sentence_bounds
 from ._shared.suggesters import Suggester
 from ._shared.extensions import install_relation_extensions
 from ._shared.losses import cross_entropy, prf, softmax
-from ._shared.base import TRAINABLE_SETTINGS, factory_settings
+from ._shared.settings import TRAINABLE_SETTINGS, document_settings
 from ..layers.kb_inputs import check_kb_inputs
 from ._shared.marked import Item, MarkedItemsPipe, doc_spans
 from ._relations.records import relation_record, sort_relations
@@ -56,25 +56,29 @@ mixed_precision = false
 )["model"]
 
 
+RELATION_SETTINGS = {
+    **TRAINABLE_SETTINGS,
+    "model": DEFAULT_RELATION_MODEL,
+    "candidates": None,
+    "same_sentence": True,
+    "max_pair_distance": DEFAULT_MAX_PAIR_DISTANCE,
+    "max_pairs_per_sentence": 1000,
+    "negative_label": "no_relation",
+    "threshold": 0.0,
+    "use_gold_ents": True,
+    "use_kb_ids": False,
+    "lite": None,
+    "scorer": {"@scorers": "spacy-luke.relation_scorer.v1"},
+}
+
+
 @Language.factory(
     "luke_relation_extractor",
     assigns=["doc._.luke_relations"],
-    default_config={
-        **TRAINABLE_SETTINGS,
-        "model": DEFAULT_RELATION_MODEL,
-        "candidates": None,
-        "same_sentence": True,
-        "max_pair_distance": DEFAULT_MAX_PAIR_DISTANCE,
-        "max_pairs_per_sentence": 1000,
-        "negative_label": "no_relation",
-        "threshold": 0.0,
-        "use_gold_ents": True,
-        "use_kb_ids": False,
-        "lite": None,
-        "scorer": {"@scorers": "spacy-luke.relation_scorer.v1"},
-    },
+    default_config=RELATION_SETTINGS,
     default_score_weights={"rel_micro_f": 1.0, "rel_micro_p": 0.0, "rel_micro_r": 0.0},
 )
+@document_settings(RELATION_SETTINGS, lite="kb_ids")
 def make_luke_relation_extractor(
     nlp: Language,
     name: str,
@@ -97,8 +101,6 @@ def make_luke_relation_extractor(
 ) -> "LukeRelationExtractor":
     """LUKE relation extraction (entity pair classification).
 
-    model (Model): the LUKE entity pair classifier architecture (spacy-luke.EntityPairClassifier.v1).
-    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
     candidates (Optional[Suggester]): the entities to pair; default: doc.ents.
     same_sentence (bool): pair only entities of the same sentence (a doc without sentence boundaries is one sentence); false: across sentences too.
     max_pair_distance (Optional[int]): most tokens between head and tail (default 50; null: no limit). Each pair is one model input over its sentence, so this bounds the cost of long sentences and of texts without sentence boundaries: every entity pairs with at most the entities within this many tokens, so the pairs grow with the text's length, not its square.
@@ -106,17 +108,15 @@ def make_luke_relation_extractor(
     negative_label (str): the label meaning "no relation" (never written).
     threshold (float): the lowest softmax probability of a written relation.
     use_gold_ents (bool): training: pair the reference's entities (else the predicted doc's).
-    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
     use_kb_ids (bool): input a head / tail whose kb_id_ is an entity-vocabulary title (e.g. from luke_entity_linker) as that Wikipedia entity instead of [MASK] / [MASK2].
-    lite (Optional[bool]): keep only the special entities of the entity table; default: true unless use_kb_ids.
-    freeze_encoder (bool): train only the classification head.
-    scorer (Optional[Callable]): the scoring function.
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS ("float32"; "bfloat16" / "float16": a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).
-    engine (str): what runs predictions: "torch" (our model) or "onnxruntime" (the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; needs spacy-luke[onnx]). Training always runs torch.
     """
-    settings = factory_settings(locals())
-    settings["lite"] = check_kb_inputs(name, use_kb_ids, lite)
-    return LukeRelationExtractor(nlp.vocab, model, name, lang=nlp.lang, **settings)
+    return LukeRelationExtractor(
+        nlp.vocab, model, name, pretrained=pretrained, candidates=candidates, same_sentence=same_sentence,
+        max_pair_distance=max_pair_distance, max_pairs_per_sentence=max_pairs_per_sentence,
+        negative_label=negative_label, threshold=threshold, use_gold_ents=use_gold_ents, use_kb_ids=use_kb_ids,
+        max_batch_cost=max_batch_cost, lite=check_kb_inputs(name, use_kb_ids, lite), freeze_encoder=freeze_encoder,
+        scorer=scorer, precision=precision, engine=engine, lang=nlp.lang,
+    )
 
 
 class LukePairCapWarning(UserWarning):

@@ -30,7 +30,7 @@ from spacy.util import registry
 from thinc.api import Config, Model
 
 from ..layers.call_plan import ItemScores
-from ._shared.base import TRAINABLE_SETTINGS
+from ._shared.settings import TRAINABLE_SETTINGS, document_settings
 from ._shared.classifier import ClassifierPipe
 
 DEFAULT_TEXTCAT_MODEL = Config().from_str(
@@ -42,18 +42,17 @@ mixed_precision = false
 )["model"]
 
 
-@Language.factory(
-    "luke_textcat",
-    assigns=["doc.cats"],
-    default_config={
-        **TRAINABLE_SETTINGS,
-        "model": DEFAULT_TEXTCAT_MODEL,
-        "multi_label": None,
-        "threshold": 0.5,
-        "scorer": {"@scorers": "spacy-luke.textcat_scorer.v1"},
-    },
-    default_score_weights={"cats_score": 1.0},
-)
+TEXTCAT_SETTINGS = {
+    **TRAINABLE_SETTINGS,
+    "model": DEFAULT_TEXTCAT_MODEL,
+    "multi_label": None,
+    "threshold": 0.5,
+    "scorer": {"@scorers": "spacy-luke.textcat_scorer.v1"},
+}
+
+
+@Language.factory("luke_textcat", assigns=["doc.cats"], default_config=TEXTCAT_SETTINGS, default_score_weights={"cats_score": 1.0})
+@document_settings(TEXTCAT_SETTINGS)
 def make_luke_textcat(
     nlp: Language,
     name: str,
@@ -70,16 +69,8 @@ def make_luke_textcat(
 ) -> "LukeTextCategorizer":
     """LUKE text classification (sequence classification) into doc.cats.
 
-    model (Model): the LUKE sequence classifier architecture (spacy-luke.SequenceClassifier.v1).
-    pretrained (Optional[str]): hub id or local folder of a LUKE checkpoint; labels come from its id2label.
     multi_label (Optional[bool]): independent labels with sigmoid probabilities (true, as textcat_multilabel) or one softmax over exclusive labels (false, as textcat); default: from the checkpoint's problem_type.
     threshold (float): multi-label: the probability from which the scorer counts a label as predicted.
-    max_batch_cost (int): padded (word pieces + entity slots) x batch size per forward pass.
-    lite (bool): keep only the special entities of the entity table (text classification reads no entities).
-    freeze_encoder (bool): train only the classification head.
-    scorer (Optional[Callable]): the scoring function (spacy-luke.textcat_scorer.v1: spaCy's cats scores).
-    precision (str): how predictions run: a mode of spacy_luke.model.precision.PRECISIONS.
-    engine (str): what runs predictions: "torch" or "onnxruntime" (see luke_ner).
     """
     return LukeTextCategorizer(
         nlp.vocab, model, name, pretrained=pretrained, multi_label=multi_label, threshold=threshold,

@@ -98,7 +98,7 @@ class WindowEncoder:
         """The :class:`~spacy_luke.tokenization.token_pieces.TokenPieces` of each doc."""
         from spacy.attrs import ORTH, SPACY
 
-        vocabs = list({id(doc.vocab): doc.vocab for doc in docs}.values())
+        vocabs = list(dict.fromkeys(doc.vocab for doc in docs))  # each Vocab once (hashed as itself)
 
         def text_of(key: int) -> str:
             for vocab in vocabs:  # docs of one batch may come from different vocabs

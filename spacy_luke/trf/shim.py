@@ -29,7 +29,7 @@ class LukeEncoderShim(LukeShim):
         super().__init__(head=ENCODER_HEAD, output="last_hidden_state", mixed_precision=mixed_precision,
                          grad_scaler_config=grad_scaler_config)
         self.window_encoder = None  # the layer's WindowEncoder, built for the loaded tokenizer
-        self._written = {}  # id -> parameter updated in place, its write not counted yet
+        self._written = {}  # the parameters updated in place, writes not counted yet (an ordered set: a tensor hashes as itself)
         self._graph_open = False  # a training forward pass awaits its backward pass
 
     def attach(self, head_model, pieces, device=None) -> None:
@@ -43,7 +43,7 @@ class LukeEncoderShim(LukeShim):
             return
         for param in self._model.parameters():
             if param.grad is not None:
-                self._written[id(param)] = param
+                self._written[param] = None
         PyTorchShim.finish_update(self, optimizer)
         if not self._graph_open:
             self._count_writes()
@@ -54,7 +54,7 @@ class LukeEncoderShim(LukeShim):
         if self._written:
             from torch.autograd.graph import increment_version
 
-            written, self._written = list(self._written.values()), {}
+            written, self._written = list(self._written), {}
             for param in written:
                 increment_version(param)
 

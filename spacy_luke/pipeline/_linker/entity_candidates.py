@@ -1,4 +1,4 @@
-"""Candidate entities for ``luke_entity_linker``: registered sources (the pipe's ``candidates`` setting).
+"""Candidate entities for ``luke_entity_linker``: registered sources (the pipe's ``entity_candidates`` setting).
 
 A source is called with the mentions of one doc and a :class:`LinkContext` and returns, per
 mention, its candidates (:class:`LinkCandidate`), best prior first, at most its
@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Span
@@ -107,11 +108,69 @@ def _examples(names: Sequence[str], n: int = 3) -> str:
     return shown + (", ..." if len(names) > n else "")
 
 
+class _VocabCaches(weakref.WeakKeyDictionary):
+    """What the candidate sources built from one entity vocabulary: source -> {key: what it built}.
+
+    Stored on the vocabulary (:func:`_built_once`), so it lives and goes with it, and another
+    vocabulary object never sees it: ``owner`` is checked (a shallow copy shares the attribute),
+    and a pickled or deep-copied vocabulary gets an empty one. Weak keys: a source that goes,
+    goes from here.
+    """
+
+    def __init__(self, owner: Any = None):
+        super().__init__()
+        self.owner = weakref.ref(owner) if owner is not None else lambda: None
+
+    def __reduce__(self):
+        return (_VocabCaches, ())
+
+    def __copy__(self):
+        return _VocabCaches()
+
+    def __deepcopy__(self, memo):
+        return _VocabCaches()
+
+
+_CACHES_ATTR = "_luke_candidate_caches"
+_CACHES_LOCK = threading.Lock()  # held only to give a vocabulary its caches
+
+
+def _vocab_caches(entity_vocab: Any) -> Optional[_VocabCaches]:
+    """``entity_vocab``'s own caches (made on first use); None when it cannot hold attributes (a plain dict)."""
+    caches = getattr(entity_vocab, _CACHES_ATTR, None)
+    if caches is not None and caches.owner() is entity_vocab:
+        return caches
+    with _CACHES_LOCK:
+        caches = getattr(entity_vocab, _CACHES_ATTR, None)
+        if caches is None or caches.owner() is not entity_vocab:
+            try:
+                caches = _VocabCaches(entity_vocab)
+                setattr(entity_vocab, _CACHES_ATTR, caches)
+            except (AttributeError, TypeError):  # no attributes, or no weak references
+                return None
+    return caches
+
+
+def _built_once(source: Any, entity_vocab: Any, key: Tuple, build: Callable[[], Any]) -> Any:
+    """``build()``, once per vocabulary object, source and key (under the source's lock, so
+    threads asking at once build it once); each call builds for a vocabulary with no caches."""
+    caches = _vocab_caches(entity_vocab)
+    if caches is None:
+        return build()
+    found = caches.get(source, {}).get(key)
+    if found is not None:
+        return found
+    with source._lock:
+        built = caches.setdefault(source, {})
+        if key not in built:
+            built[key] = build()
+        return built[key]
+
+
 # ------------------------------------------------------------------------------------ TitleCandidates
 
 
 class _TitleIndex(NamedTuple):
-    vocab: Any  # held, so that the id() key of the cache cannot be reused by another object
     titles: Dict[str, List[Tuple[str, int]]]  # normalized key -> [(kb_id, row)]
     aliases: Dict[str, Dict[Tuple[str, int], float]]  # normalized alias -> {(kb_id, row): count}
 
@@ -126,31 +185,22 @@ class TitleCandidates:
     """
 
     whole_vocabulary = False
-    _CACHE_SIZE = 4
 
     def __init__(self, aliases: Optional[str] = None, max_candidates: int = 30):
         self.max_candidates = _positive_int("max_candidates", max_candidates)
         self.aliases_path = _existing_file(aliases, "aliases")
         self._alias_table: Optional[Dict[str, Dict[str, float]]] = None
-        self._indexes: Dict[Tuple[int, Optional[str]], _TitleIndex] = {}
         self._lock = threading.Lock()
 
     def index(self, entity_vocab: Any, language: Optional[str] = None) -> _TitleIndex:
         """The index of ``entity_vocab``'s titles (and the alias file), built once per vocabulary and language."""
-        key = (id(entity_vocab), language)
-        found = self._indexes.get(key)
-        if found is not None and found.vocab is entity_vocab:
-            return found
-        with self._lock:
-            found = self._indexes.get(key)
-            if found is None or found.vocab is not entity_vocab:
-                if self._alias_table is None and self.aliases_path is not None:
-                    self._alias_table = read_alias_table(self.aliases_path)
-                found = _build_title_index(entity_vocab, language, self._alias_table or {}, self.aliases_path)
-                while len(self._indexes) >= self._CACHE_SIZE:
-                    self._indexes.pop(next(iter(self._indexes)))
-                self._indexes[key] = found
-        return found
+
+        def build() -> _TitleIndex:
+            if self._alias_table is None and self.aliases_path is not None:
+                self._alias_table = read_alias_table(self.aliases_path)
+            return _build_title_index(entity_vocab, language, self._alias_table or {}, self.aliases_path)
+
+        return _built_once(self, entity_vocab, (language,), build)
 
     def entity_titles(self, context: LinkContext) -> List[str]:
         """The vocabulary titles this source can name once the table is pruned: the alias file's."""
@@ -217,7 +267,7 @@ def _build_title_index(
             "%s: %d title(s) are not in the checkpoint's entity vocabulary%s and were ignored (e.g. %s).",
             aliases_path, len(names), f" (language {language!r})" if language else "", _examples(names),
         )
-    return _TitleIndex(entity_vocab, titles, aliases)
+    return _TitleIndex(titles, aliases)
 
 
 @registry.misc("spacy-luke.TitleCandidates.v1")
@@ -330,7 +380,6 @@ def kb_candidates(mapping: Optional[str] = None, max_candidates: int = 30) -> KB
 class EntitySearch(NamedTuple):
     """What :class:`AllEntitiesCandidates` searches in one entity table, built once per table.
 
-    vocab: the entity vocabulary it was built from (held, so that the cache's id() key stays its own).
     kb_ids: searchable row -> the kb_id the pipe writes for it: the row's first title in the
         language (without its prefix). The special entities, rows with no title (in the
         language, for mLUKE) and rows outside the table are not searchable.
@@ -340,7 +389,6 @@ class EntitySearch(NamedTuple):
         ``{"excluded_entity_ids": every other row}`` (int64, whichever is shorter).
     """
 
-    vocab: Any
     kb_ids: Dict[int, str]
     top_k: int
     model_inputs: Dict[str, np.ndarray]
@@ -351,12 +399,10 @@ class AllEntitiesCandidates:
     scores them all and keeps the ``top_k`` best (at most as many as there are)."""
 
     whole_vocabulary = True
-    _CACHE_SIZE = 4
 
     def __init__(self, top_k: int = 10):
         self.top_k = _positive_int("top_k", top_k)
         self.max_candidates = self.top_k
-        self._searches: Dict[Tuple[int, Optional[str], int], EntitySearch] = {}
         self._lock = threading.Lock()
 
     def __call__(self, mentions: Sequence[Span], context: LinkContext) -> List[List[LinkCandidate]]:
@@ -372,18 +418,8 @@ class AllEntitiesCandidates:
     def search(self, context: LinkContext, n_rows: int) -> EntitySearch:
         """The :class:`EntitySearch` of ``context``'s vocabulary and language over a table of
         ``n_rows`` rows, built once per vocabulary, language and table size."""
-        key = (id(context.entity_vocab), context.language, int(n_rows))
-        found = self._searches.get(key)
-        if found is not None and found.vocab is context.entity_vocab:
-            return found
-        with self._lock:
-            found = self._searches.get(key)
-            if found is None or found.vocab is not context.entity_vocab:
-                found = self._build_search(context.entity_vocab, context.language, int(n_rows))
-                while len(self._searches) >= self._CACHE_SIZE:
-                    self._searches.pop(next(iter(self._searches)))
-                self._searches[key] = found
-        return found
+        vocab, language, n_rows = context.entity_vocab, context.language, int(n_rows)
+        return _built_once(self, vocab, (language, n_rows), lambda: self._build_search(vocab, language, n_rows))
 
     def _build_search(self, entity_vocab: Any, language: Optional[str], n_rows: int) -> EntitySearch:
         prefix = f"{language}:" if language else ""
@@ -402,7 +438,7 @@ class AllEntitiesCandidates:
             model_inputs = {"excluded_entity_ids": np.flatnonzero(others).astype(np.int64)}
         if not len(rows):
             _warn_nothing_to_search(entity_vocab, language)
-        return EntitySearch(entity_vocab, kb_ids, min(self.top_k, len(rows)), model_inputs)
+        return EntitySearch(kb_ids, min(self.top_k, len(rows)), model_inputs)
 
 
 def _warn_nothing_to_search(entity_vocab: Any, language: Optional[str]) -> None:
@@ -416,7 +452,7 @@ def _warn_nothing_to_search(entity_vocab: Any, language: Optional[str]) -> None:
     warnings.warn(
         f"AllEntitiesCandidates: the entity table has {what}, so no mention is linked (kb_id stays nil_id): {fix}.",
         LukeNoEntitiesWarning,
-        stacklevel=4,
+        stacklevel=6,  # the caller of AllEntitiesCandidates.search (through _built_once)
     )
 
 

@@ -56,7 +56,7 @@ def make_span_pruning(layers: int = 2, hidden_width: int = 128, keep_per_word: f
 
     layers (int): encoder layers the pruner runs over the words (no entities) for its features; fewer is cheaper.
     hidden_width (int): width of the pruner's hidden layer.
-    keep_per_word (float): candidates kept per token of the doc (rounded up, at least one). CoNLL-2003 has about one entity per eight tokens: with the MiniLM model's pruner (2 epochs), 1.0 kept 99.6% of the dev entities' spans (test F1 86.44, full pass 86.69) and 0.5 ran 1.2x faster (test F1 86.50).
+    keep_per_word (float): candidates kept per token of the doc (rounded up, at least one): lower is faster and may drop entities (measured in docs/benchmarks.md).
     min_probability (float): also drop candidates the pruner gives less than this probability of being an entity (0: keep the whole budget).
     """
     return SpanPruning(layers, hidden_width, keep_per_word, min_probability)

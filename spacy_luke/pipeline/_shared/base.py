@@ -30,21 +30,11 @@ from ...layers.head_layer import (
     set_precision,
 )
 from ...layers.items_model import configure_items_model
-from ...layers.engines import MAX_PADDING as ENGINE_MAX_PADDING
 from ...layers.engines import check_engine
 
 MODEL_DIR = "luke"
 #: Held while a pipe loads its weights at first use (rare: one lock for all pipes, picklable pipes).
 _LOAD_LOCK = threading.RLock()
-#: Settings every LUKE pipe has, declared once: a factory's ``default_config`` is
-#: ``{**SHARED_SETTINGS, ...its own}`` (or ``TRAINABLE_SETTINGS`` for the pipes that train).
-SHARED_SETTINGS: Dict[str, Any] = {"pretrained": None, "max_batch_cost": 16384, "lite": True, "precision": "float32", "engine": "torch"}
-TRAINABLE_SETTINGS: Dict[str, Any] = {**SHARED_SETTINGS, "freeze_encoder": False}
-
-
-def factory_settings(arguments: Dict[str, Any]) -> Dict[str, Any]:
-    """A factory's arguments (``locals()``) as its pipe's keyword settings: all but nlp, name, model."""
-    return {key: value for key, value in arguments.items() if key not in ("nlp", "name", "model")}
 
 
 class LukePipe(TrainablePipe):
@@ -267,7 +257,9 @@ class LukePipe(TrainablePipe):
     def max_padding(self) -> float:
         """The padding a batch may hold over its real slots: loose for torch (the encoder skips
         padding), tight for ONNX Runtime (its graph computes it)."""
-        return ENGINE_MAX_PADDING[self.cfg.get("engine", "torch")]
+        from ...layers.engines import max_padding
+
+        return max_padding(self.cfg.get("engine", "torch"))
 
     # ------------------------------------------------------------------ training plumbing
 
@@ -305,9 +297,9 @@ class LukePipe(TrainablePipe):
 
 
 def _check_precision(pipe_name: str, precision: str) -> None:
-    """A clear error for an unknown precision mode, from the one registry of modes (model/precision.py)."""
+    """A clear error for an unknown precision mode, from the one registry of modes (model/views/precision.py)."""
     try:
-        from ...model.precision import get_precision
+        from ...model.views.precision import get_precision
     except ImportError:  # torch cannot be imported here: the mode is checked when the weights load
         return
     try:
@@ -318,7 +310,7 @@ def _check_precision(pipe_name: str, precision: str) -> None:
 
 def __getattr__(name: str):
     if name == "PRECISIONS":  # the precision modes, from their one registry
-        from ...model.precision import PRECISIONS
+        from ...model.views.precision import PRECISIONS
 
         return PRECISIONS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
