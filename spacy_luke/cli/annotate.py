@@ -14,6 +14,8 @@ HELP = "any pipeline over text / JSONL files -> resumable JSONL or DocBin shards
 
 
 def add_command(commands) -> None:
+    from ..model.views.precision import precision_names  # the registry's names: no torch imported
+
     job = commands.add("annotate", HELP, run)
     job.add_argument("pipeline", help="a saved spaCy pipeline (folder or package) with LUKE pipes, or a LUKE checkpoint (gets sentencizer + luke_ner)")
     job.add_argument("inputs", nargs="*", help="UTF-8 text files (one text per line) or JSONL files (.jsonl); '-' or none reads stdin")
@@ -27,7 +29,7 @@ def add_command(commands) -> None:
     job.add_argument("--batch-size", type=count(1), default=32, help="texts per nlp.pipe batch (default: 32)")
     job.add_argument("--n-process", type=count(1), default=1, help="local executor on CPUs: processes (default: 1)")
     job.add_argument("--gpu-id", type=count(0), default=None, help="run the LUKE pipes on this CUDA device (default: CPU); with --executor ray: on GPUs (each actor gets its own)")
-    job.add_argument("--precision", choices=("float32", "bfloat16", "float16", "int8"), default=None, help="precision of every LUKE pipe (default: each pipe's own)")
+    job.add_argument("--precision", choices=precision_names(), default=None, help="precision of every LUKE pipe (default: each pipe's own)")
     job.add_argument("--max-batch-cost", type=count(1), default=None, help="padded cost per forward pass for every LUKE pipe (default: the pipe's; x8 on a GPU)")
     job.add_argument("--lang", default="en", help="a LUKE checkpoint as PIPELINE: language of the blank tokenizer (default: en)")
     job.add_argument("--overwrite", action="store_true", help="start over in an output folder that holds another job")

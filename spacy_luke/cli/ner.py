@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, TextIO
+from typing import Optional, TextIO
 
 from ._errors import CliError
 from ._io import check_output, count, read_texts
