@@ -16,7 +16,7 @@ def add_command(commands) -> None:
     onnx = commands.add("export-onnx", HELP, run)
     onnx.add_argument("source", help="a LUKE checkpoint folder or hub id, a saved spaCy pipeline with a LUKE pipe, or one saved LUKE pipe's folder")
     onnx.add_argument("output", help="folder to write model.onnx, config.json, tokenizer files and onnx_export.json to (new or empty, unless --overwrite)")
-    onnx.add_argument("--head", choices=sorted(HEAD_ALIASES) + sorted(HEAD_ALIASES.values()), default=None, metavar="HEAD", help="the head to export: ner, typer, relation or encoder (or a model class name); default: the one the checkpoint's config.json names")
+    onnx.add_argument("--head", choices=sorted(HEAD_ALIASES) + sorted(HEAD_ALIASES.values()), default=None, metavar="HEAD", help="the head to export: ner, typer, relation, encoder or textcat (or a model class name); default: the one the checkpoint's config.json names")
     onnx.add_argument("--pipe", default=None, help="a spaCy pipeline with several LUKE pipes: the name of the one to export")
     onnx.add_argument("--opset", type=count(MIN_OPSET), default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET}; at least {MIN_OPSET})")
     onnx.add_argument("--lite", action="store_true", help="keep only the special entities of the entity table (NER, typer, relations feed [MASK] entities only)")

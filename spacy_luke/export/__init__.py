@@ -14,6 +14,7 @@ HEAD_ALIASES = {
     "typer": "LukeForEntityClassification",
     "relation": "LukeForEntityPairClassification",
     "encoder": "LukeModel",
+    "textcat": "LukeForSequenceClassification",
 }
 #: The precision modes an export runs (``spacy_luke.model.views.precision``), each with whether its
 #: graph is the float32 one quantized by ONNX Runtime (``graph.quantize_int8``). The onnxruntime

@@ -41,7 +41,8 @@ INPUT_AXES: Dict[str, Tuple[str, ...]] = {
     "entity_start_positions": ("batch", "entities"),
     "entity_end_positions": ("batch", "entities"),
 }
-BASE_INPUTS = ("input_ids", "attention_mask", "entity_ids", "entity_attention_mask", "entity_position_ids")
+WORD_INPUTS = ("input_ids", "attention_mask")
+BASE_INPUTS = WORD_INPUTS + ("entity_ids", "entity_attention_mask", "entity_position_ids")
 SPAN_INPUTS = BASE_INPUTS + ("entity_start_positions", "entity_end_positions")
 
 
@@ -72,6 +73,7 @@ HEADS: Dict[str, HeadSpec] = {
         HeadSpec("LukeForEntityClassification", "luke_entity_typer", "logits", BASE_INPUTS, ("batch", None)),
         HeadSpec("LukeForEntityPairClassification", "luke_relation_extractor", "logits", BASE_INPUTS, ("batch", None), 2),
         HeadSpec("LukeModel", "luke_entity_vectors", "entity_last_hidden_state", BASE_INPUTS, ("batch", "entities", None)),
+        HeadSpec("LukeForSequenceClassification", "luke_textcat", "logits", WORD_INPUTS, ("batch", None), 0),
     )
 }
 

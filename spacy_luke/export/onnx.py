@@ -14,12 +14,14 @@ LukeForEntityPairClassification     logits        (batch, labels)
 (``luke_relation_extractor``)
 LukeModel (``luke_entity_vectors``) entity_last_  (batch, entities, hidden)
                                     hidden_state
+LukeForSequenceClassification       logits        (batch, labels): the words only
+(``luke_textcat``)
 ==================================  ============  ==========================================
 
-The five inputs every head takes: ``input_ids``, ``attention_mask`` (batch, words),
+The five inputs the entity heads take: ``input_ids``, ``attention_mask`` (batch, words),
 ``entity_ids``, ``entity_attention_mask`` (batch, entities), ``entity_position_ids`` (batch,
 entities, mention). Every one of those axes is dynamic; there must be at least one entity per
-row (two for the pair head).
+row (two for the pair head). The sequence classifier takes the first two.
 
 The graph is traced from our float32 model (``torch.onnx.export(dynamo=False)``: the
 ``torch.export`` exporter refuses the model's data-dependent input checks) with the plain padded

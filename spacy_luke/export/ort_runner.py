@@ -125,7 +125,8 @@ class OnnxRunner:
                 + "."
             )
         feeds = {name: np.ascontiguousarray(padded[name], dtype=np.int64) for name in self.input_names}
-        entities = feeds["entity_ids"].shape[1] if feeds["entity_ids"].ndim == 2 else 0
+        entity_ids = feeds.get("entity_ids")
+        entities = entity_ids.shape[1] if entity_ids is not None and entity_ids.ndim == 2 else 0
         if entities < self.min_entities:
             raise ValueError(f"The exported {self.head} needs at least {self.min_entities} entity slot(s) per row; the batch has {entities}.")
         return self.session.run([self.output], feeds)[0]
