@@ -6,6 +6,8 @@
   LUKE checkpoint folder.
 - ``annotate`` (:mod:`.annotate`): any pipeline over text / JSONL files, streamed into resumable
   JSONL / DocBin shards, locally (CPU or GPU) or on Ray (``spacy_luke.annotate``).
+- ``serve`` (:mod:`.serve`): any pipeline behind an HTTP endpoint that batches across requests
+  (``spacy_luke.serve``), on uvicorn; a page to try it.
 - ``build-kb`` (:mod:`.build_kb`): an alias file and a LUKE checkpoint to a spaCy knowledge base
   (for entity linking).
 - ``export-onnx`` (:mod:`.export_onnx`): a LUKE NER / typer / relation / encoder head (a checkpoint
@@ -65,14 +67,14 @@ class Commands:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from . import annotate, build_kb, convert_conll, convert_encoder, export_onnx, ner, train_pruner
+    from . import annotate, build_kb, convert_conll, convert_encoder, export_onnx, ner, serve, train_pruner
 
     parser = _Parser(
         prog="python -m spacy_luke", description="LUKE in spaCy pipelines.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = Commands(parser)
-    for command in (ner, convert_conll, convert_encoder, annotate, build_kb, export_onnx, train_pruner):
+    for command in (ner, convert_conll, convert_encoder, annotate, serve, build_kb, export_onnx, train_pruner):
         command.add_command(commands)
     return parser
 
