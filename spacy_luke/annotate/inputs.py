@@ -1,5 +1,6 @@
 """Streaming input for ``annotate``: text files (one text per line, or per file), JSONL (a text
-field, other fields carried through) or stdin, read one line at a time (constant memory).
+field, other fields carried through), Parquet (a text column, other columns carried through: read
+a batch of rows at a time, :mod:`.parquet`) or stdin, read one line at a time (constant memory).
 
 A UTF-8 byte order mark at the start of a file is dropped. A bad line (not UTF-8, invalid JSON,
 JSON nested too deeply or with a number too long to read, no text field) is reported with its
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
-FORMATS = ("auto", "text", "jsonl")
+FORMATS = ("auto", "text", "jsonl", "parquet")
 ON_ERROR = ("skip", "fail")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 STDIN_NAME = "-"
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark
 
@@ -48,12 +50,22 @@ class InputRecord:
 
 
 def input_format(name: str, fmt: str) -> str:
-    """"text" or "jsonl" for an input: ``fmt``, or by suffix when "auto" (stdin: text)."""
+    """"text", "jsonl" or "parquet" for an input: ``fmt``, or by suffix when "auto" (stdin: text)."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: choose one of {FORMATS}")
+    if fmt == "parquet" and name == STDIN_NAME:
+        raise ValueError("Parquet input cannot come from stdin: give the Parquet files as inputs")
     if fmt != "auto":
         return fmt
-    return "jsonl" if Path(name).suffix.lower() in JSONL_SUFFIXES else "text"
+    suffix = Path(name).suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    return "jsonl" if suffix in JSONL_SUFFIXES else "text"
+
+
+def parquet_inputs(inputs: Sequence[str], fmt: str) -> list:
+    """The inputs read as Parquet."""
+    return [name for name in inputs if input_format(name, fmt) == "parquet"]
 
 
 def check_inputs(inputs: Sequence[str]) -> None:
@@ -131,6 +143,20 @@ def read_records(
                 continue
             if text.strip():
                 yield InputRecord(index, name, 0, text)
+                index += 1
+            continue
+        if kind == "parquet":
+            from .parquet import parquet_rows
+
+            for number, text, fields in parquet_rows(name, text_field):
+                if not isinstance(text, str):
+                    found = "null" if text is None else f"a {type(text).__name__}"
+                    err = BadInputError(f"{display}:{number}: the {text_field!r} column is {found}; each row needs a string there")
+                    if on_error == "fail":
+                        raise err
+                    report(f"{err}; skipped")
+                    continue
+                yield InputRecord(index, name, number, text, fields)
                 index += 1
             continue
         for number, raw in _lines(name):

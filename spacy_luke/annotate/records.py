@@ -8,10 +8,15 @@ fields}``. Character offsets; ``score`` is luke_ner's (None from other recognize
 text classifier's; empty when none ran).
 
 The JSON is strict (RFC 8259): a number that is not finite (a NaN score, or an input field such
-as ``1e999``, which Python reads as infinity) is written as ``null``.
+as ``1e999``, which Python reads as infinity) is written as ``null``. Values of a Parquet input's
+columns that JSON cannot hold are text: timestamps, dates and times in ISO 8601, decimals and
+durations as ``str()`` writes them, bytes in base64.
 """
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import json
 import math
 from typing import Any, Dict, List, Optional
@@ -75,9 +80,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def json_value(value: Any) -> Any:
+    """A value JSON cannot hold, as text (the ``default`` of annotate's ``json.dumps``)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, datetime.timedelta)):
+        return str(value)
+    raise TypeError(f"a value of type {type(value).__name__} cannot be written as JSON")
+
+
 def json_line(record: Dict[str, Any]) -> str:
     """``record`` as one line of strict JSON (non-finite numbers as null), newline included."""
     try:
-        return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+        return json.dumps(record, ensure_ascii=False, allow_nan=False, default=json_value) + "\n"
     except ValueError:  # a NaN or infinity somewhere: the rare slow path
-        return json.dumps(_finite(record), ensure_ascii=False, allow_nan=False) + "\n"
+        return json.dumps(_finite(record), ensure_ascii=False, allow_nan=False, default=json_value) + "\n"

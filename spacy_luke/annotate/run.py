@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 from .device import apply_device, plan_device, plan_for_this_machine
-from .inputs import check_inputs, read_records
+from .inputs import check_inputs, parquet_inputs, read_records
 from .job import job_identity
 from .local import annotate_local, unfinished
 from .pipeline import load_pipeline
@@ -101,6 +101,7 @@ def annotate(
     report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
     inform = inform or (lambda message: None)
     check_inputs(inputs)
+    carried = _parquet_columns(inputs, input_format, text_field, output_format)
     if executor == "ray" and gpu_id is not None:
         # The GPUs are the actors' (Ray gives each its own as cuda:0), not the driver's: they check.
         plan = plan_device(0, precision, max_batch_cost, cuda_available=True, device_count=1, bf16_supported=True)
@@ -112,7 +113,7 @@ def annotate(
         str(pipeline), [str(name) for name in inputs], input_format=input_format, whole_file=whole_file,
         text_field=text_field, lang=lang, precision=plan.precision,
     )
-    out = ShardedOutput(output, job=job, shard_size=shard_size, fmt=output_format, overwrite=overwrite)
+    out = ShardedOutput(output, job=job, shard_size=shard_size, fmt=output_format, overwrite=overwrite, carried=carried)
     if out.already_complete:
         out.abandon()
         inform(f"{output} holds this job's output, complete: {out.records_before} records; nothing to do")
@@ -169,6 +170,17 @@ def annotate(
         why = f"all {len(bad)} non-blank lines were bad" if bad else "the input is empty or only blank lines"
         raise EmptyInputError(f"no texts in {names}: {why}")
     return AnnotateSummary(written, len(bad), time.perf_counter() - start, words[0], plan.device, settings, resumed=out.resumed)
+
+
+def _parquet_columns(inputs: Sequence[str], input_format: str, text_field: str, output_format: str):
+    """The carried columns of the Parquet inputs (their footers read: a missing text column fails
+    before any work); None when no input is Parquet and the output is not (pyarrow not needed)."""
+    parquet = parquet_inputs(inputs, input_format)
+    if not parquet and output_format != "parquet":
+        return None
+    from .parquet import carried_schema
+
+    return carried_schema(parquet, text_field)
 
 
 def _progress_bar(enabled: bool):

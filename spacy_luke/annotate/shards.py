@@ -7,10 +7,12 @@ number): ``part-00000.jsonl`` (or ``.spacy``, a DocBin) once the shard is comple
 is done and are flushed per batch, so an interrupted run keeps everything it wrote; a re-run of the
 same job skips complete shards and the records a partial shard already holds (a torn last line is
 dropped and redone). DocBin shards are written whole, when complete (through a ``.writing`` file
-renamed into place).
+renamed into place). Parquet shards (``part-00000.parquet``, :mod:`.parquet`) are written as JSONL
+while partial, exactly as JSONL shards are (so they resume the same way), and converted to Parquet
+when complete (through a ``.writing`` file renamed into place, then the partial removed).
 
 The folder's files that a job owns, and the only ones ``overwrite`` removes, are the manifest and
-the shards (``part-NNNNN.jsonl`` / ``.spacy``, with ``.partial`` or ``.writing``); anything else
+the shards (``part-NNNNN.jsonl`` / ``.spacy`` / ``.parquet``, with ``.partial`` or ``.writing``); anything else
 in the folder is left alone.
 """
 from __future__ import annotations
@@ -24,9 +26,11 @@ from .folder_lock import FolderLock
 from .job import MANIFEST, ManifestError, compare, read_manifest, write_manifest
 from .records import json_line
 
-SHARD_FORMATS = {"jsonl": ".jsonl", "docbin": ".spacy"}
-OWN_FILE = re.compile(r"^(part-\d{5,}\.(jsonl|spacy)(\.partial|\.writing)?|\.manifest-.*\.tmp|" + re.escape(MANIFEST) + r")$")
-SHARD_FILE = re.compile(r"^part-\d{5,}\.(jsonl|spacy)(\.partial)?$")
+SHARD_FORMATS = {"jsonl": ".jsonl", "docbin": ".spacy", "parquet": ".parquet"}
+#: The formats whose partial shards are JSON lines, written a record at a time.
+LINE_FORMATS = ("jsonl", "parquet")
+OWN_FILE = re.compile(r"^(part-\d{5,}\.(jsonl|spacy|parquet)(\.partial|\.writing)?|\.manifest-.*\.tmp|" + re.escape(MANIFEST) + r")$")
+SHARD_FILE = re.compile(r"^part-\d{5,}\.(jsonl|spacy|parquet)(\.partial)?$")
 
 
 class OutputFolderError(ValueError):
@@ -43,10 +47,13 @@ class ShardedOutput:
 
     After construction: ``resuming`` (the folder holds output of this job from earlier runs),
     ``already_complete`` (a finished run of the same job: nothing to do), ``records_before`` (the
-    records a finished run wrote).
+    records a finished run wrote). ``carried``: the Arrow schema of the carried columns of Parquet
+    output (the Parquet inputs'; None: inferred from the values).
     """
 
-    def __init__(self, folder, *, job: Dict[str, Any], shard_size: int, fmt: str = "jsonl", overwrite: bool = False):
+    def __init__(
+        self, folder, *, job: Dict[str, Any], shard_size: int, fmt: str = "jsonl", overwrite: bool = False, carried=None
+    ):
         if fmt not in SHARD_FORMATS:
             raise ValueError(f"output format {fmt!r}: choose one of {tuple(SHARD_FORMATS)}")
         if shard_size < 1:
@@ -55,6 +62,7 @@ class ShardedOutput:
         self.fmt = fmt
         self.suffix = SHARD_FORMATS[fmt]
         self.shard_size = shard_size
+        self.carried = carried
         self.job = {**job, "shard_size": shard_size, "format": fmt}
         self.resuming = False
         self.already_complete = False
@@ -117,8 +125,19 @@ class ShardedOutput:
     def _reopen_short_shard(self, records: int) -> None:
         """A finished run's short last shard, when the input has grown: partial again."""
         shard, held = divmod(records, self.shard_size)
-        if held and self.path(shard).is_file():
+        if not held or not self.path(shard).is_file():
+            return
+        if self.fmt != "parquet":
             os.replace(self.path(shard), self.partial_path(shard))
+            return
+        if not self.partial_path(shard).is_file():  # (a partial left by a reopening cut short is whole)
+            from .parquet import shard_lines
+
+            writing = self._writing_path(shard)
+            with open(writing, "w", encoding="utf8") as handle:
+                handle.writelines(json_line(record) for record in shard_lines(self.path(shard)))
+            os.replace(writing, self.partial_path(shard))
+        self.path(shard).unlink()
 
     def _clear(self) -> None:
         """Remove this folder's job files (only those: see the module docstring)."""
@@ -189,7 +208,7 @@ class ShardedOutput:
         if shard != self._current:
             self._finish_current()
             self._open(shard)
-        if self.fmt == "jsonl":
+        if self.fmt in LINE_FORMATS:
             self._handle.write(json_line(record))
         else:
             self._docbin.add(doc)
@@ -202,7 +221,7 @@ class ShardedOutput:
 
     def _open(self, shard: int) -> None:
         self._current = shard
-        if self.fmt == "jsonl":
+        if self.fmt in LINE_FORMATS:
             self._handle = open(self.partial_path(shard), "a", encoding="utf8")
         elif self.partial_path(shard).is_file():
             self._docbin = self._read_docbin(self.partial_path(shard))
@@ -216,16 +235,30 @@ class ShardedOutput:
         if self._current is None:
             return
         shard, self._current = self._current, None
-        if self.fmt == "jsonl":
+        if self.fmt in LINE_FORMATS:
             self._handle.close()
             self._handle = None
-            os.replace(self.partial_path(shard), self.path(shard))
+            self._complete_lines(shard)
         else:
             writing = self._writing_path(shard)
             self._docbin.to_disk(writing)
             self._docbin = None
             os.replace(writing, self.path(shard))
             self.partial_path(shard).unlink(missing_ok=True)
+
+    def _complete_lines(self, shard: int) -> None:
+        """A complete shard's partial JSON lines under its final name (as Parquet for Parquet output)."""
+        partial = self.partial_path(shard)
+        if self.fmt == "jsonl":
+            os.replace(partial, self.path(shard))
+            return
+        if not self.path(shard).is_file():  # (else converted by an earlier run cut short before the unlink)
+            from .parquet import write_shard
+
+            writing = self._writing_path(shard)
+            write_shard(partial, writing, self.carried)
+            os.replace(writing, self.path(shard))
+        partial.unlink()
 
     def finish(self, *, complete: bool) -> None:
         """End of the run (the lock is released): when the input ended, the last shard is complete
@@ -234,7 +267,7 @@ class ShardedOutput:
             if complete:
                 self._finish_current()
                 for partial in self.folder.glob(f"part-*{self.suffix}.partial"):  # written whole by earlier runs
-                    os.replace(partial, partial.with_name(partial.name[: -len(".partial")]))
+                    self._complete_lines(int(partial.name[len("part-"):].split(".")[0]))
                 write_manifest(self.folder, self.job, complete=True, records=self.seen)
             elif self._handle is not None:
                 handle, self._handle = self._handle, None

@@ -1,4 +1,4 @@
-"""``python -m spacy_luke annotate``: any pipeline over text / JSONL files into resumable shards
+"""``python -m spacy_luke annotate``: any pipeline over text / JSONL / Parquet files into resumable shards
 (:mod:`spacy_luke.annotate`), locally or on Ray."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ._io import count
 
 #: annotate's executors (spacy_luke.annotate.run.EXECUTORS; not imported here: --help stays light).
 EXECUTORS = ("local", "ray")
-HELP = "any pipeline over text / JSONL files -> resumable JSONL or DocBin shards (local, GPU or Ray)"
+HELP = "any pipeline over text / JSONL / Parquet files -> resumable JSONL, DocBin or Parquet shards (local, GPU or Ray)"
 
 
 def add_command(commands) -> None:
@@ -18,11 +18,11 @@ def add_command(commands) -> None:
 
     job = commands.add("annotate", HELP, run)
     job.add_argument("pipeline", help="a saved spaCy pipeline (folder or package) with LUKE pipes, or a LUKE checkpoint (gets sentencizer + luke_ner)")
-    job.add_argument("inputs", nargs="*", help="UTF-8 text files (one text per line) or JSONL files (.jsonl); '-' or none reads stdin")
-    job.add_argument("--output", "-o", required=True, help="output folder: manifest.json and part-NNNNN.jsonl / .spacy shards (a re-run resumes)")
-    job.add_argument("--format", choices=("jsonl", "docbin"), default="jsonl", help="shard format (default: jsonl, written as it goes)")
-    job.add_argument("--input-format", choices=("auto", "text", "jsonl"), default="auto", help="input kind (default: by suffix: .jsonl/.ndjson are JSONL)")
-    job.add_argument("--text-field", default="text", help="JSONL: the field holding the text (default: text); other fields are carried through")
+    job.add_argument("inputs", nargs="*", help="UTF-8 text files (one text per line), JSONL files (.jsonl) or Parquet files (.parquet); '-' or none reads stdin")
+    job.add_argument("--output", "-o", required=True, help="output folder: manifest.json and part-NNNNN.jsonl / .spacy / .parquet shards (a re-run resumes)")
+    job.add_argument("--format", choices=("jsonl", "docbin", "parquet"), default="jsonl", help="shard format (default: jsonl, written as it goes; parquet: pip install 'spacy-luke[parquet]')")
+    job.add_argument("--input-format", choices=("auto", "text", "jsonl", "parquet"), default="auto", help="input kind (default: by suffix: .jsonl/.ndjson are JSONL, .parquet/.pq Parquet)")
+    job.add_argument("--text-field", default="text", help="JSONL / Parquet: the field or column holding the text (default: text); the others are carried through")
     job.add_argument("--whole-file", action="store_true", help="text inputs: one document per file instead of one per non-empty line")
     job.add_argument("--on-error", choices=("skip", "fail"), default="skip", help="a bad line (not UTF-8, invalid JSON, no text): report and skip it, or stop (default: skip)")
     job.add_argument("--shard-size", type=count(1), default=10000, help="input records per output shard (default: 10000)")
