@@ -110,11 +110,9 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, pipeline: Path, *flags: str):
-        common.tests_on_path()
-        from test_serve_cli import serve_command  # the command, or its launcher until it is registered
-
         self.port = free_port()
-        command = serve_command(pipeline, "--host", LOOPBACK, "--port", self.port, "--log-level", "warning", *flags)
+        command = [sys.executable, "-m", "spacy_luke", "serve", str(pipeline), "--host", LOOPBACK, "--port", str(self.port),
+                   "--log-level", "warning", *flags]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
         while self.get("/health", quiet=True).get("status") != "ready":

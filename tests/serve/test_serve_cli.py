@@ -16,36 +16,14 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: E402,F401
-from test_cli import HEAVY  # noqa: E402
-from test_ner import PARITY_TEXTS  # noqa: E402
+from support.cli import HEAVY  # noqa: E402
+from support.ner import PARITY_TEXTS  # noqa: E402
 from test_serve import assert_same_records, ner_nlp, ner_pipeline, post, records_of  # noqa: E402,F401
 
 pytestmark = pytest.mark.heavy  # every test here starts `python -m spacy_luke serve`
 
-# Until spacy_luke/cli/__init__.py registers the command, the tests run it through this launcher
-# (the command line's own main, with the serve command added).
-LAUNCHER = """
-import sys
-from spacy_luke import cli
-from spacy_luke.cli import serve
-
-def make_parser():
-    parser = cli._Parser(prog="python -m spacy_luke")
-    serve.add_command(cli.Commands(parser))
-    return parser
-
-cli.make_parser = make_parser
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def serve_command(*args, python_flags=()) -> list:
-    from spacy_luke.cli import make_parser
-
-    registered = any("serve" in (getattr(action, "choices", None) or {}) for action in make_parser()._actions)
-    start = ["-m", "spacy_luke"] if registered else ["-c", LAUNCHER]
-    return [sys.executable, *python_flags, *start, "serve", *map(str, args)]
+    return [sys.executable, *python_flags, "-m", "spacy_luke", "serve", *map(str, args)]
 
 
 def free_port() -> int:
