@@ -4,7 +4,7 @@ Run by hand (not in CI), from the repository root:
 
     python benchmarks/bench_long_doc.py [--tokens 20000] [--checkpoint-dir DIR] [--variant both]
 
-The checkpoints are the test fixtures' tiny random-weight models (``tests/pipeline_fixtures.py``:
+The checkpoints are the test fixtures' tiny random-weight models (``tests/support/pipes.py``:
 the test tokenizer, hidden size 32, 2 layers), built into ``--checkpoint-dir`` (reused when
 there) with ``--max-positions`` 514 so the word window is luke-base's 510 pieces: the model is
 cheap and the time left is the pipes' own work (candidates, windows, inputs, batching).
@@ -60,7 +60,7 @@ def build_checkpoints(root: Path, max_positions: int) -> dict:
 
 def long_text(nlp, n_tokens: int) -> str:
     common.tests_on_path()
-    from tokenizer_fixtures import make_sentences
+    from support.tokenizers import make_sentences
 
     parts, count, seed = [], 0, 0
     while count < n_tokens:

@@ -42,7 +42,7 @@ def main() -> None:
 
     common.set_threads(args.threads)
     common.tests_on_path()
-    from tokenizer_fixtures import make_sentences
+    from support.tokenizers import make_sentences
 
     root = Path(tempfile.mkdtemp())
     shape = dict(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=args.heads,

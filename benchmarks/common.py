@@ -50,7 +50,7 @@ TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": 
 
 
 def tests_on_path() -> None:
-    """Make ``tests/`` importable (``conftest``, ``pipeline_fixtures``, ``tokenizer_fixtures``)."""
+    """Make ``tests/`` importable: its helpers import as ``support.<module>`` (``tests/support/``)."""
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
 
@@ -102,11 +102,11 @@ FIXTURE_HEADS = {"ner": "LukeForEntitySpanClassification", "typer": "LukeForEnti
 
 
 def fixture_checkpoint(root: Path, kind: str, name: Optional[str] = None, seed: int = 0, **shape) -> Path:
-    """The test fixtures' checkpoint (``tests/pipeline_fixtures.py``: the test tokenizer, random weights,
+    """The test fixtures' checkpoint (``tests/support/pipes.py``: the test tokenizer, random weights,
     hidden size 32 unless ``shape`` says otherwise) for ``kind`` in FIXTURE_HEADS, in ``root / name``
     (reused when there)."""
     tests_on_path()
-    import pipeline_fixtures as fx
+    import support.pipes as fx
 
     labels = {"ner": fx.NER_LABELS, "typer": fx.TYPE_LABELS, "relations": fx.RELATION_LABELS,
               "encoder": {0: "LABEL_0", 1: "LABEL_1"}}[kind]

@@ -17,8 +17,7 @@ import common  # noqa: E402
 
 common.tests_on_path()
 import spacy_luke.model as ours  # noqa: E402
-from conftest import HEADS, save_hf_checkpoint, make_inputs, make_labels  # noqa: E402
-from test_model_parity import OUTPUT_KEYS  # noqa: E402
+from support.checkpoints import HEADS, OUTPUT_KEYS, make_inputs, make_labels, save_hf_checkpoint  # noqa: E402
 
 
 def main() -> None:

@@ -14,8 +14,6 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from linker_fixtures import linker_checkpoint, linker_root  # noqa: F401
-from pipeline_fixtures import ner_checkpoint, pipe_root, relation_checkpoint, typer_checkpoint  # noqa: F401
 from spacy_luke.annotate import annotate
 from spacy_luke.annotate.device import DeviceError, plan_device
 from spacy_luke.annotate.inputs import BadInputError, read_records

@@ -14,10 +14,10 @@ from spacy.tokens import DocBin
 
 ray = pytest.importorskip("ray")
 
-from pipeline_fixtures import make_sentences, ner_checkpoint, pipe_root  # noqa: E402,F401
+from support.tokenizers import make_sentences  # noqa: E402
 from spacy_luke.annotate import annotate  # noqa: E402
 from spacy_luke.annotate.ray_engine import MISSING_RAY, annotate_ray  # noqa: E402
-from test_ner import MAX_LEN, PARITY_TEXTS  # noqa: E402
+from support.ner import MAX_LEN, PARITY_TEXTS  # noqa: E402
 
 pytestmark = pytest.mark.heavy  # starts a Ray cluster, its actors and `python -m spacy_luke`
 

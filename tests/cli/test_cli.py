@@ -9,18 +9,15 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from pipeline_fixtures import mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.cli.ner import build_ner_pipeline
-from test_ner import PARITY_TEXTS, reference_entities
+from support.ner import PARITY_TEXTS, reference_entities
+from support.cli import HEAVY
 
 pytestmark = pytest.mark.heavy  # every test here starts `python -m spacy_luke`
 
 
 def run(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "spacy_luke", *map(str, args)], input=stdin, capture_output=True, text=True)
-
-
-HEAVY = ("spacy", "thinc", "torch", "numpy", "tqdm", "huggingface_hub", "onnx", "onnxruntime", "transformers")
 
 
 @pytest.mark.parametrize("command", [[], ["ner"], ["export-onnx"], ["train-pruner"]], ids=lambda c: " ".join(c) or "top")

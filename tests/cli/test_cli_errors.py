@@ -12,24 +12,9 @@ import sys
 
 import pytest
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke import cli
 from spacy_luke.cli import ner as ner_command
-
-
-def one_line_error(stderr: str, *expected: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
-    for text in expected:
-        assert text in lines[0], stderr
-    return lines[0]
-
-
-def fails(capsys, *argv) -> str:
-    """Run the CLI in-process; it must exit 2 with one line on stderr, which is returned."""
-    assert cli.main([str(arg) for arg in argv]) == 2
-    captured = capsys.readouterr()
-    return one_line_error(captured.err)
+from support.cli import fails, one_line_error
 
 
 def shell(command: str, *args, stdin=None) -> subprocess.CompletedProcess:

@@ -10,10 +10,9 @@ import pytest
 from spacy.language import Language
 from spacy.tokens import Span
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke import cli
-from test_cli_errors import fails
-from test_ner import make_nlp
+from support.cli import fails
+from support.ner import make_nlp
 
 # text of a one-line doc -> (label, kb_id) of the one entity covering it; the kb_id is the text
 LINKED = {

@@ -12,8 +12,8 @@ import pytest
 import torch
 import transformers
 
-from conftest import randomize
-from tokenizer_fixtures import WORDS, make_sentences
+from support.checkpoints import randomize
+from support.tokenizers import WORDS, make_sentences
 
 import spacy_luke.model as ours
 from spacy_luke.convert import convert_encoder_to_luke, encoder_to_luke, special_entity_vocab

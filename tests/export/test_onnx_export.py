@@ -13,32 +13,16 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from pipeline_fixtures import (  # noqa: E402,F401
-    encoder_checkpoint,
-    mlm_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
-from test_cli_errors import fails  # noqa: E402
-from test_entity_typer import TEXTS, make_docs  # noqa: E402
-from test_model_fast_paths import _share_queries as share_queries  # noqa: E402
+from support.cli import fails  # noqa: E402
+from support.entity_docs import TEXTS, make_docs  # noqa: E402
+from support.checkpoints import share_queries  # noqa: E402
 
 from spacy_luke import cli  # noqa: E402
 from spacy_luke.export import HEAD_ALIASES, export_onnx  # noqa: E402
 from spacy_luke.layers import head_layer, padded_batches  # noqa: E402
 from spacy_luke.export.onnx import HEADS, OnnxExportError, sample_inputs  # noqa: E402
 from spacy_luke.export.ort_runner import OnnxRunner  # noqa: E402
-
-ATOL = 1e-4
-# kind: (factory, checkpoint fixture, max_batch_cost: small, so that the test docs give batches of several sizes)
-PIPES = {
-    "ner": ("luke_ner", "ner_checkpoint", 250),
-    "typer": ("luke_entity_typer", "typer_checkpoint", 150),
-    "relation": ("luke_relation_extractor", "relation_checkpoint", 150),
-    "encoder": ("luke_entity_vectors", "encoder_checkpoint", 60),
-}
+from support.onnx_pipes import ATOL, PIPES
 
 
 def ner_sample(folder):

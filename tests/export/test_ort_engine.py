@@ -11,15 +11,8 @@ import spacy
 
 pytest.importorskip("onnxruntime")
 
-from pipeline_fixtures import (  # noqa: E402,F401
-    encoder_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
-from test_entity_typer import TEXTS, make_docs  # noqa: E402
-from test_onnx_export import ATOL, PIPES  # noqa: E402 (kind: factory, checkpoint fixture, max_batch_cost)
+from support.entity_docs import TEXTS, make_docs  # noqa: E402
+from support.onnx_pipes import ATOL, PIPES  # noqa: E402
 
 from spacy_luke.layers import head_layer, luke_shim, padded_batches, set_engine  # noqa: E402
 from spacy_luke.layers.engines import OrtHead  # noqa: E402

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.layers import batch_runner, engines, head_layer, load_luke_folder, luke_shim
 from spacy_luke.layers.engines import DEFAULT_ENGINE, ENGINES, Engine, max_padding, check_engine, engine_names, get_engine
 from spacy_luke.model.mode import call_mode
-from test_layer_owns_weights import _span_batch
-from test_ner import PARITY_TEXTS, doc_entities, make_nlp
+from support.ner import span_batch
+from support.ner import PARITY_TEXTS, doc_entities, make_nlp
 
 PACKAGE = Path(engines.__file__).resolve().parents[1]
 
@@ -133,7 +132,7 @@ def test_one_signal_says_training_or_prediction(ner_checkpoint, monkeypatch):
     gradients enabled runs the inference view; a training call under torch.no_grad() the float weights."""
     model = _layer(ner_checkpoint)
     head_output, ran = _spy_views(model, monkeypatch)
-    kwargs = {key: torch.from_numpy(value) for key, value in _span_batch(ner_checkpoint).items()}
+    kwargs = {key: torch.from_numpy(value) for key, value in span_batch(ner_checkpoint).items()}
     with torch.enable_grad(), call_mode(False):
         predicted = head_output(**kwargs)
     assert len(ran) == 1 and ran[0] is not head_output.head_model  # the int8 view
@@ -148,7 +147,7 @@ def test_one_signal_says_training_or_prediction(ner_checkpoint, monkeypatch):
         head_output(**kwargs)
     # Through the layer: predict() is a prediction even with gradients enabled.
     with torch.enable_grad():
-        head_layer(model).predict(_span_batch(ner_checkpoint))
+        head_layer(model).predict(span_batch(ner_checkpoint))
     assert len(ran) == 2
 
 
@@ -160,7 +159,7 @@ def test_the_span_pruner_head_reads_the_call_mode(ner_checkpoint, monkeypatch):
     add_span_pruner(luke_shim(model).head_model, SpanPrunerConfig(layers=1, hidden_width=8))
     head_output, ran = _spy_views(model, monkeypatch)
     pruner = build_pruner_head(head_layer(model))
-    batch = {key: _span_batch(ner_checkpoint)[key] for key in PRUNER_INPUTS}
+    batch = {key: span_batch(ner_checkpoint)[key] for key in PRUNER_INPUTS}
     with torch.enable_grad():
         predicted = pruner.predict(batch)
     assert len(ran) == 1 and ran[0] is not head_output.head_model and predicted.shape[-1] == 1

@@ -14,10 +14,9 @@ import srsly
 import torch
 from spacy.util import registry
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.layers import LukeShim, get_pieces, get_torch_module, has_torch_module, head_layer, is_loaded, load_luke_folder, set_precision
-from spacy_luke.tokenization import load_tokenizer
-from test_ner import MAX_LEN, PARITY_TEXTS, doc_entities, make_nlp
+from support.ner import MAX_LEN, PARITY_TEXTS, doc_entities, make_nlp
+from support.ner import span_batch
 
 ARCHITECTURES = {
     "spacy-luke.EntitySpanClassifier.v1": "LukeForEntitySpanClassification",
@@ -41,17 +40,11 @@ def test_every_architecture_is_one_empty_layer_with_a_luke_shim(name):
     assert not is_loaded(fresh)
 
 
-def _span_batch(folder):
-    tokenizer = load_tokenizer(folder, task="entity_span_classification")
-    encoded = tokenizer(["Tokyo is in Japan ."], entity_spans=[[(0, 5), (12, 17)]], return_tensors="np")
-    return {key: np.asarray(value, dtype="int64") for key, value in encoded.items()}
-
-
 def test_layer_bytes_carry_weights_and_tokenizer(ner_checkpoint):
     make = registry.architectures.get("spacy-luke.EntitySpanClassifier.v1")
     model = make()
     load_luke_folder(model, ner_checkpoint)
-    batch = _span_batch(ner_checkpoint)
+    batch = span_batch(ner_checkpoint)
     expected = head_layer(model).predict(batch)
 
     fresh = make().from_bytes(model.to_bytes())
@@ -76,7 +69,7 @@ def test_precision_is_the_layers_and_survives_serialization(ner_checkpoint):
     make = registry.architectures.get("spacy-luke.EntitySpanClassifier.v1")
     model = make()
     load_luke_folder(model, ner_checkpoint)
-    batch = _span_batch(ner_checkpoint)
+    batch = span_batch(ner_checkpoint)
     float32 = head_layer(model).predict(batch)
     set_precision(model, "int8")
     int8 = head_layer(model).predict(batch)

@@ -8,8 +8,7 @@ import pytest
 import spacy
 import srsly
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
-from test_ner import MAX_LEN, make_nlp
+from support.ner import MAX_LEN, make_nlp
 
 
 def with_layer_files(nlp_bytes: bytes, change) -> bytes:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import spacy_luke.model as ours
-from conftest import make_inputs
+from support.checkpoints import make_inputs
 from spacy_luke.model.masking import AttentionMask, additive_from_real, mask_for
 from spacy_luke.model.qkv import FusableQkv, QkvProjection, SameTensor, weights_key
 from spacy_luke.model.sdpa import ScaledDotProductAttention

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import spacy_luke.model as ours
-from conftest import make_inputs
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
+from support.checkpoints import make_inputs
 from spacy_luke.model import unpadded
 from spacy_luke.model.attention_options import AttentionOptions, attention_options, resolve
 

@@ -16,23 +16,15 @@ import torch
 
 import spacy_luke.model as ours
 from spacy_luke.layers import luke_shim
-from conftest import make_inputs
-from linker_fixtures import linker_checkpoint, linker_root  # noqa: F401
-from pipeline_fixtures import (  # noqa: F401
-    encoder_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
+from support.checkpoints import make_inputs
 from spacy_luke.model import unpadded
 from spacy_luke.model.attention_options import attention_options
 from spacy_luke.model.views import half
 from spacy_luke.model.views.half import KEEP_FLOAT_16, Float32Output, cast_copy
 from spacy_luke.model.views.precision import inference_view
-from test_entity_linker import ENTS, TEXT, make_doc
-from test_ner import PARITY_TEXTS
-from test_ner_training import make_examples
+from support.linker_reference import ENTS, TEXT, make_doc
+from support.ner import PARITY_TEXTS
+from support.ner import make_examples
 
 HALF = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Heads with their own output layer, and the heads the pipes run (LukeModel: luke_entity_vectors).

@@ -6,7 +6,6 @@ import pytest
 import torch
 import transformers
 
-from linker_fixtures import linker_checkpoint, linker_root, mluke_linker_checkpoint  # noqa: F401
 from spacy_luke.model import LukeForEntityDisambiguation
 
 SPECIALS = [0, 1, 2, 3]

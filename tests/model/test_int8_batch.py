@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline_fixtures import make_sentences, ner_checkpoint, pipe_root  # noqa: F401
+from support.tokenizers import make_sentences
 from spacy_luke.model.views.int8 import Int8Linear, int8_kernels_available, quantize_linears
 from spacy_luke.model.unpadded import UnpaddedLayout
 

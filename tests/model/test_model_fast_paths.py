@@ -8,31 +8,22 @@ import pytest
 import torch
 
 import spacy_luke.model as ours
-from conftest import make_inputs
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
+from support.checkpoints import make_inputs
 from spacy_luke.model.attention_options import attention_options
 from spacy_luke.model.embeddings import mean_position_embeddings
 from spacy_luke.model.views.int8 import quantize_linears
 from spacy_luke.model.views.precision import PRECISIONS, effective_precision, inference_view, precision_context
+from support.checkpoints import share_queries
 
 TOL = 1e-4
 HEAD = "LukeForEntitySpanClassification"
-
-
-def _share_queries(reference):
-    with torch.no_grad():
-        for layer in reference.luke.encoder.layer:
-            att = layer.attention.self
-            for proj in (att.w2e_query, att.e2w_query, att.e2e_query):
-                proj.weight.copy_(att.query.weight)
-                proj.bias.copy_(att.query.bias)
 
 
 @pytest.fixture
 def shared_model(hf_checkpoint):
     """(transformers model, our model) with w2e = e2w = e2e = query, as the public checkpoints."""
     folder, reference = hf_checkpoint(HEAD)
-    _share_queries(reference)
+    share_queries(reference)
     reference.save_pretrained(folder)
     return reference, ours.LukeForEntitySpanClassification.from_pretrained(folder)
 
@@ -237,7 +228,7 @@ def test_unpadded_execution_matches_padded(hf_checkpoint, variant):
     """Running the layers on the real tokens only gives the padded path's states and logits."""
     folder, reference = hf_checkpoint(HEAD)
     if variant == "shared":
-        _share_queries(reference)
+        share_queries(reference)
         reference.save_pretrained(folder)
     model = ours.LukeForEntitySpanClassification.from_pretrained(folder).eval()
     inputs = make_inputs(HEAD, reference.config, batch=7, length=13, entities=6, seed=3)
@@ -301,7 +292,7 @@ def test_unpadded_workspace_matches_plain_unpadded(hf_checkpoint, monkeypatch, v
 
     folder, reference = hf_checkpoint(HEAD)
     if variant == "shared":
-        _share_queries(reference)
+        share_queries(reference)
         reference.save_pretrained(folder)
     model = ours.LukeForEntitySpanClassification.from_pretrained(folder).eval()
     model.luke.encoder.unpad = True

@@ -9,7 +9,7 @@ import torch
 
 import spacy_luke.model as ours
 from spacy_luke.model.checkpoint import resolve_checkpoint
-from conftest import make_inputs
+from support.checkpoints import make_inputs
 
 
 def test_missing_config(hf_checkpoint):

@@ -5,21 +5,9 @@ import pytest
 import torch
 
 import spacy_luke.model as ours
-from conftest import HEADS, LITE_ENTITY_VOCAB, FULL_ENTITY_VOCAB, make_inputs, make_labels
+from support.checkpoints import HEADS, OUTPUT_KEYS, LITE_ENTITY_VOCAB, FULL_ENTITY_VOCAB, make_inputs, make_labels
 
 TOL = 1e-4
-OUTPUT_KEYS = (
-    "last_hidden_state",
-    "pooler_output",
-    "entity_last_hidden_state",
-    "logits",
-    "entity_logits",
-    "start_logits",
-    "end_logits",
-    "loss",
-    "mlm_loss",
-    "mep_loss",
-)
 
 
 def max_differences(reference, output):

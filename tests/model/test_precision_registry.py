@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import spacy_luke.model as ours
-from conftest import make_inputs
+from support.checkpoints import make_inputs
 from spacy_luke.model.views import precision
 from spacy_luke.model.views.precision import (
     MODES,

@@ -15,45 +15,7 @@ import transformers
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 
-from pipeline_fixtures import (  # noqa: F401
-    TYPE_LABELS,
-    make_sentences,
-    mlm_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    typer_checkpoint,
-    typer_multi_checkpoint,
-)
-
-def _whitespace_tokenized(text):
-    # spaCy splits "don't" into "do" + "n't" with no space; the BPE on the joined text does not
-    # (a known limit of encoding token by token), so the parity texts avoid glued tokens.
-    doc = spacy.blank("en").make_doc(text)
-    return all(t.whitespace_ for t in doc[:-1])
-
-
-TEXTS = [t for t in make_sentences(300, seed=11) if 5 <= len(t.split()) <= 14 and _whitespace_tokenized(t)][:40]
-
-
-def spans_for(doc, seed):
-    """Deterministic non-overlapping 1-3 token spans, not on whitespace."""
-    rng = np.random.default_rng(seed)
-    spans, i = [], int(rng.integers(0, 2))
-    while i < len(doc):
-        width = int(rng.integers(1, 4))
-        if i + width <= len(doc) and not doc[i].is_space and not doc[i + width - 1].is_space:
-            spans.append(Span(doc, i, i + width, label="ENT"))
-        i += width + int(rng.integers(1, 3))
-    return spans
-
-
-def make_docs(nlp, texts=TEXTS):
-    docs = []
-    for k, text in enumerate(texts):
-        doc = nlp.make_doc(text)
-        doc.ents = spans_for(doc, k)
-        docs.append(doc)
-    return docs
+from support.entity_docs import TEXTS, make_docs
 
 
 def reference_logits(folder, docs):
@@ -259,19 +221,6 @@ def test_round_trips_docbin_and_n_process(typer_multi_checkpoint, tmp_path):
     # DocBin with user data
     restored = list(DocBin(docs=docs, store_user_data=True).from_bytes(DocBin(docs=docs, store_user_data=True).to_bytes()).get_docs(nlp.vocab))
     assert [doc_types(d) for d in restored] == expected
-
-
-class _EntsFromText:
-    """A tiny rule component marking every capitalized token as an entity (for n_process tests)."""
-
-    def __call__(self, doc):
-        doc.ents = [Span(doc, t.i, t.i + 1, label="X") for t in doc if t.text[:1].isupper()]
-        return doc
-
-
-@spacy.Language.component("test_capitalized_ents")
-def _capitalized_ents(doc):
-    return _EntsFromText()(doc)
 
 
 def test_n_process_2(typer_checkpoint):

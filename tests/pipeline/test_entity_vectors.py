@@ -8,8 +8,7 @@ import torch
 import transformers
 from spacy.tokens import DocBin, Span
 
-from pipeline_fixtures import encoder_checkpoint, pipe_root, typer_checkpoint  # noqa: F401
-from test_entity_typer import TEXTS, make_docs
+from support.entity_docs import TEXTS, make_docs
 
 
 def make_nlp(folder, **config):

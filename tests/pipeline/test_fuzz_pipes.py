@@ -14,13 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 
-from pipeline_fixtures import (  # noqa: F401
-    encoder_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
 
 WORDS = ["Tokyo", "Barack", "Obama", "visited", "Paris", ".", ",", " ", "  ", "\n", "Beyoncé", "東京", "🙂", "e\u0301",
          "", "don't", "U.S.", "-", "Los", "Angeles", "x" * 700]

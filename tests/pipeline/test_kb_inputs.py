@@ -10,7 +10,6 @@ import torch
 import transformers
 from spacy.tokens import Span
 
-from pipeline_fixtures import pipe_root, relation_checkpoint, typer_checkpoint  # noqa: F401
 
 TEXT = "Tokyo is the capital of Japan and Houston is in Texas ."
 

@@ -10,14 +10,6 @@ import pytest
 import spacy
 from spacy.tokens import Span
 
-from linker_fixtures import linker_checkpoint, linker_root  # noqa: F401
-from pipeline_fixtures import (  # noqa: F401
-    encoder_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
 
 FIRST = ("Paris is in Georgia and Jaguar Cars is not in Tokyo .", [(0, 1, "LOC"), (3, 4, "LOC"), (5, 7, "ORG"), (10, 11, "LOC")])
 # "Quorvandix" and "Zembleforth" exist only in the second vocab

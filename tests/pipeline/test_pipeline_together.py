@@ -2,8 +2,7 @@
 import spacy
 
 import spacy_luke
-from pipeline_fixtures import ner_checkpoint, pipe_root, relation_checkpoint, typer_checkpoint  # noqa: F401
-from test_ner import PARITY_TEXTS
+from support.ner import PARITY_TEXTS
 
 
 def test_ner_typer_relations_together(ner_checkpoint, typer_checkpoint, relation_checkpoint, tmp_path):

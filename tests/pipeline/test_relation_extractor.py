@@ -15,8 +15,7 @@ from spacy.tokens import DocBin, Span
 from spacy.training import Example
 
 import spacy_luke
-from pipeline_fixtures import RELATION_LABELS, mlm_checkpoint, pipe_root, relation_checkpoint, typer_checkpoint  # noqa: F401
-from test_entity_typer import TEXTS, make_docs
+from support.entity_docs import TEXTS, make_docs
 
 NEG = "no_relation"
 
@@ -193,8 +192,6 @@ def test_round_trips(relation_checkpoint, tmp_path):
 
 
 def test_n_process_2(relation_checkpoint):
-    import test_entity_typer  # noqa: F401  (registers test_capitalized_ents)
-
     nlp = spacy.blank("en")
     nlp.add_pipe("test_capitalized_ents")
     nlp.add_pipe("luke_relation_extractor", config={"pretrained": str(relation_checkpoint)})

@@ -1,6 +1,6 @@
 """A pipeline saved by the code before the thinc model owned the path from Docs to scores (commit
 19ee252) loads and annotates as it did: its config.cfg, each pipe's cfg and tokenizer files are
-kept as test data (``tests/data/saved_before_redesign``, written by its ``make_data.py``), its
+kept as test data (``tests/pipeline/data/saved_before_redesign``, written by its ``make_data.py``), its
 weights are rebuilt here from the same random-weight checkpoints."""
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ import torch
 import transformers
 from spacy.training import Example
 
-from conftest import randomize
+from support.checkpoints import randomize
 from spacy_luke.layers import padded_batches
 from spacy_luke.layers.windows import sliding_windows
-from tokenizer_fixtures import build_luke_dir, build_mluke_dir, make_sentences
+from support.tokenizers import build_luke_dir, build_mluke_dir, make_sentences
 
 LABELS = {0: "sports", 1: "politics", 2: "science"}
 TEXTS = make_sentences(40, seed=11)

@@ -6,14 +6,7 @@ import torch
 
 from spacy_luke.layers import head_layer, padded_batches
 
-from pipeline_fixtures import (  # noqa: F401
-    encoder_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
-from test_ner import PARITY_TEXTS
+from support.ner import PARITY_TEXTS
 
 
 def four_pipes(ner_checkpoint, typer_checkpoint, relation_checkpoint, encoder_checkpoint, **ner_config):

@@ -6,16 +6,9 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span, SpanGroup
 
-from pipeline_fixtures import (  # noqa: F401
-    encoder_checkpoint,
-    ner_checkpoint,
-    pipe_root,
-    relation_checkpoint,
-    typer_checkpoint,
-)
 from spacy_luke.pipeline.relation_extractor import LukePairCapWarning, entity_pairs
 from spacy_luke.layers.skipped import LukeSkippedSpanWarning
-from test_ner import PARITY_TEXTS, make_nlp
+from support.ner import PARITY_TEXTS, make_nlp
 
 
 def ner_nlp(ner_checkpoint, **config):

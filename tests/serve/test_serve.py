@@ -26,11 +26,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: E402,F401
 from spacy_luke.annotate.records import doc_record  # noqa: E402
 from spacy_luke.serve import ServeSettings, create_app  # noqa: E402
 from spacy_luke.serve.batcher import BatchFailed, Batcher, Overloaded, ShuttingDown  # noqa: E402
-from test_ner import MAX_LEN, PARITY_TEXTS  # noqa: E402
+from support.ner import MAX_LEN, PARITY_TEXTS  # noqa: E402
 
 # ------------------------------------------------------------------ helpers (shared)
 

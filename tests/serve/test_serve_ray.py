@@ -13,9 +13,8 @@ pytest.importorskip("fastapi")
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'spacy-luke[ray]')")
 
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: E402,F401
 from spacy_luke.serve import create_app, ray_deployment  # noqa: E402
-from test_ner import PARITY_TEXTS  # noqa: E402
+from support.ner import PARITY_TEXTS  # noqa: E402
 from test_serve import assert_same_records, ner_nlp, ner_pipeline, post, ready_client  # noqa: E402,F401
 from test_serve_cli import free_port  # noqa: E402
 

@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import spacy_luke.model as ours
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke.sources.hub import HubUnavailableError
 from spacy_luke.model.checkpoint import CheckpointError
 from spacy_luke.model.config import ConfigError

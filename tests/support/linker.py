@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Dict, List
 
-import pytest
 import torch
 import transformers
 
-from conftest import randomize
-from tokenizer_fixtures import ENTITY_TITLES, build_luke_dir, build_mluke_dir
+from support.checkpoints import randomize
+from support.tokenizers import ENTITY_TITLES, build_luke_dir, build_mluke_dir
 
 #: Titles that share a name: a mention "Paris" has three candidate titles, "Jaguar" two.
 AMBIGUOUS_TITLES = ["Paris", "Paris, Texas", "Paris (mythology)", "Jaguar Cars", "Jaguar (animal)", "Georgia (country)", "Georgia (U.S. state)"]
@@ -77,24 +76,3 @@ def build_linker_checkpoint(root: Path, *, mluke: bool = False, seed: int = 0, f
             model.entity_predictions.bias[favoured] += 50.0
     model.save_pretrained(folder)
     return folder
-
-
-@pytest.fixture(scope="session")
-def linker_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("linker-checkpoints")
-
-
-@pytest.fixture(scope="session")
-def linker_checkpoint(linker_root) -> Path:
-    return build_linker_checkpoint(linker_root)
-
-
-@pytest.fixture(scope="session")
-def mluke_linker_checkpoint(linker_root) -> Path:
-    return build_linker_checkpoint(linker_root, mluke=True)
-
-
-@pytest.fixture(scope="session")
-def mluke_foreign_rows_checkpoint(linker_root) -> Path:
-    """mLUKE with rows titled only in Japanese / German and rows with no title, favoured by the model."""
-    return build_linker_checkpoint(linker_root, mluke=True, foreign_rows=True)

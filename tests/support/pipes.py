@@ -1,4 +1,5 @@
-"""Tiny LUKE checkpoints with real (trained) tokenizer files, for the spaCy pipe tests."""
+"""Tiny LUKE checkpoints with real (trained) tokenizer files, for the spaCy pipe tests (built by the
+session fixtures of ``tests/conftest.py``; the benchmarks call ``build_checkpoint`` too)."""
 from __future__ import annotations
 
 import json
@@ -6,12 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Dict
 
-import pytest
 import torch
 import transformers
 
-from conftest import randomize
-from tokenizer_fixtures import build_luke_dir, make_sentences  # noqa: F401
+from support.checkpoints import randomize
+from support.tokenizers import build_luke_dir
 
 NER_LABELS = {0: "O", 1: "PER", 2: "ORG", 3: "LOC"}
 
@@ -49,46 +49,5 @@ def build_checkpoint(root: Path, name: str, head: str, id2label: Dict[int, str],
     return folder
 
 
-@pytest.fixture(scope="session")
-def pipe_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("pipe-checkpoints")
-
-
-@pytest.fixture(scope="session")
-def ner_checkpoint(pipe_root) -> Path:
-    return build_checkpoint(pipe_root, "ner", "LukeForEntitySpanClassification", NER_LABELS)
-
-
-@pytest.fixture(scope="session")
-def mlm_checkpoint(pipe_root) -> Path:
-    """A pretraining-style checkpoint (no task head), to fine-tune from."""
-    return build_checkpoint(pipe_root, "mlm", "LukeForMaskedLM", {0: "LABEL_0", 1: "LABEL_1"})
-
-
 TYPE_LABELS = {0: "person", 1: "location", 2: "organization", 3: "event", 4: "artist"}
 RELATION_LABELS = {0: "no_relation", 1: "per:employee_of(e1,e2)", 2: "org:founded_by(e2,e1)", 3: "per:city_of_birth"}
-
-
-@pytest.fixture(scope="session")
-def typer_checkpoint(pipe_root) -> Path:
-    """Single-label entity classification (softmax argmax)."""
-    return build_checkpoint(pipe_root, "typer", "LukeForEntityClassification", TYPE_LABELS, seed=1)
-
-
-@pytest.fixture(scope="session")
-def typer_multi_checkpoint(pipe_root) -> Path:
-    """Open Entity style multi-label entity classification (problem_type in config.json)."""
-    return build_checkpoint(
-        pipe_root, "typer-multi", "LukeForEntityClassification", TYPE_LABELS, seed=2, problem_type="multi_label_classification"
-    )
-
-
-@pytest.fixture(scope="session")
-def relation_checkpoint(pipe_root) -> Path:
-    return build_checkpoint(pipe_root, "relations", "LukeForEntityPairClassification", RELATION_LABELS, seed=3)
-
-
-@pytest.fixture(scope="session")
-def encoder_checkpoint(pipe_root) -> Path:
-    """A bare LukeModel with the fixture's full entity vocabulary (Wikipedia titles)."""
-    return build_checkpoint(pipe_root, "encoder", "LukeModel", {0: "LABEL_0", 1: "LABEL_1"}, seed=4)

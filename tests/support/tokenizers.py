@@ -1,7 +1,7 @@
 """Tiny LUKE / mLUKE tokenizer folders, trained once per test session.
 
-Imported by the ``tests/test_tokenization*.py`` modules (pytest puts ``tests/`` on
-``sys.path``). Each folder mimics the Hugging Face layout of the studio-ousia checkpoints:
+Plain builders: the session fixtures of ``tests/conftest.py`` and the benchmarks call them.
+Each folder mimics the Hugging Face layout of the studio-ousia checkpoints:
 
 - LUKE: ``vocab.json`` + ``merges.txt`` (byte-level BPE trained with ``tokenizers``),
   ``added_tokens.json`` with ``<ent>`` / ``<ent2>``, ``entity_vocab.json``,
@@ -11,8 +11,8 @@ Imported by the ``tests/test_tokenization*.py`` modules (pytest puts ``tests/`` 
   transformers does), an ``entity_vocab.json`` with ``en:`` / ``ja:`` keys.
 - LUKE-lite: the LUKE word files with an entity vocabulary that puts ``[MASK]`` at 0.
 
-The builders cache their result in this module so that importing the fixtures into several
-test modules still trains each tokenizer only once per process.
+The builders cache their result in this module: each tokenizer is trained once per process,
+whatever ``root`` later calls pass.
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ import json
 import random
 from pathlib import Path
 from typing import Dict, List
-
-import pytest
 
 WORDS = [
     "Tokyo", "Japan", "capital", "city", "is", "the", "of", "and", "a", "in", "was", "born",
@@ -135,25 +133,3 @@ def build_mluke_dir(root: Path) -> Path:
     )
     _CACHE["mluke"] = folder
     return folder
-
-
-@pytest.fixture(scope="session")
-def tokenizer_root(tmp_path_factory) -> Path:
-    if "root" not in _CACHE:
-        _CACHE["root"] = tmp_path_factory.mktemp("tokenizers")
-    return _CACHE["root"]
-
-
-@pytest.fixture(scope="session")
-def luke_dir(tokenizer_root) -> Path:
-    return build_luke_dir(tokenizer_root)
-
-
-@pytest.fixture(scope="session")
-def luke_lite_dir(tokenizer_root) -> Path:
-    return build_luke_lite_dir(tokenizer_root)
-
-
-@pytest.fixture(scope="session")
-def mluke_dir(tokenizer_root) -> Path:
-    return build_mluke_dir(tokenizer_root)

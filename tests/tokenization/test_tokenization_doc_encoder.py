@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from tokenizer_fixtures import WORDS, luke_dir, mluke_dir, tokenizer_root  # noqa: F401
+from support.tokenizers import WORDS
 
 from spacy_luke.tokenization import DocEncoder, LukeTokenizer, MLukeTokenizer
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tokenizer_fixtures import luke_dir, mluke_dir, tokenizer_root  # noqa: F401
 
 from spacy_luke.tokenization import LukeTokenizer, MLukeTokenizer
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tokenizer_fixtures import luke_dir, luke_lite_dir, mluke_dir, tokenizer_root  # noqa: F401
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")

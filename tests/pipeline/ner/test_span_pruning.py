@@ -10,8 +10,8 @@ import spacy
 import torch
 from spacy.tokens import DocBin
 
-from pipeline_fixtures import make_sentences, mlm_checkpoint, ner_checkpoint, pipe_root  # noqa: F401
-from test_ner_training import TRAIN, make_examples
+from support.tokenizers import make_sentences
+from support.ner import TRAIN, TRAIN_CONFIG, make_examples
 from spacy_luke.model.span_pruner import SpanPrunerConfig
 from spacy_luke.pipeline._ner.span_pruning import SpanPruning, make_span_pruning
 
@@ -224,8 +224,6 @@ def test_train_pruner_cli_adds_a_trained_pruner(mlm_checkpoint, tmp_path):
 def test_spacy_train_learns_the_pruner_with_the_pipe(mlm_checkpoint, tmp_path):
     import subprocess
     import sys
-
-    from test_ner_training import TRAIN_CONFIG
 
     nlp = spacy.blank("en")
     DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp_path / "train.spacy")

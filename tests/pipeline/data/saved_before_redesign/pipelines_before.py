@@ -1,13 +1,13 @@
-"""The pipeline of ``make_data.py`` and ``tests/test_saved_pipelines.py``: how it is built, the texts
+"""The pipeline of ``make_data.py`` and ``tests/pipeline/test_saved_pipelines.py``: how it is built, the texts
 it annotates and what of its annotations is compared (kept as it was when the data was written)."""
 from pathlib import Path
 from typing import Dict
 
 import spacy
 
-from linker_fixtures import build_linker_checkpoint
-from pipeline_fixtures import NER_LABELS, RELATION_LABELS, TYPE_LABELS, build_checkpoint
-from tokenizer_fixtures import make_sentences
+from support.linker import build_linker_checkpoint
+from support.pipes import NER_LABELS, RELATION_LABELS, TYPE_LABELS, build_checkpoint
+from support.tokenizers import make_sentences
 
 TEXTS = [t for t in make_sentences(60, seed=21) if 4 <= len(t.split()) <= 16][:12]
 
