@@ -15,7 +15,7 @@ def add_command(commands) -> None:
     kb = commands.add("build-kb", HELP, run)
     kb.add_argument("aliases", help="UTF-8 TSV file of alias<TAB>title<TAB>count lines (titles without a language prefix)")
     kb.add_argument("checkpoint", help="hub id or local folder of a LUKE / mLUKE checkpoint (with its entity vocabulary)")
-    kb.add_argument("output", help="folder to write the knowledge base to (kb.to_disk; load it with InMemoryLookupKB.from_disk)")
+    kb.add_argument("output", help="folder to write the knowledge base to (kb.to_disk; give it to the linker with linker.set_kb(FOLDER))")
     kb.add_argument("--lang", default=None, help="mLUKE: the language prefix of the titles, e.g. en (default: none, LUKE titles)")
 
 

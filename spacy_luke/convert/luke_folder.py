@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..model.checkpoint import WEIGHT_FILES
+from .entity_titles import add_title_entities
 from .tokenizer_files import COPIED_TOKENIZER_FILES, write_json, write_tokenizer_files
 from .weights import convert_encoder
 
@@ -29,6 +30,7 @@ def convert_encoder_to_luke(
     *,
     entity_emb_size: Optional[int] = None,
     extra_entities: Sequence[str] = (),
+    entity_titles: Sequence[str] = (),
     add_entity_markers: bool = True,
     seed: int = 0,
     overwrite: bool = False,
@@ -43,6 +45,9 @@ def convert_encoder_to_luke(
             special_tokens_map.json, added_tokens.json).
         entity_emb_size: size of the entity embeddings; default ``hidden_size`` (no projection).
         extra_entities: entity titles after the four special entities (randomly initialized).
+        entity_titles: entity titles after those, each started from its title's encoding, with the
+            pretraining head the entity linker scores with (see :mod:`.entity_titles`;
+            :func:`.entity_titles.read_entity_titles` reads a title or alias file).
         add_entity_markers: add ``<ent>`` / ``<ent2>`` word tokens (for entity / relation
             classification with markers).
         seed: seed of the random initializations (extra entities, projection).
@@ -61,10 +66,13 @@ def convert_encoder_to_luke(
         for name in WRITTEN_FILES:
             if (dest / name).is_file():
                 (dest / name).unlink()
+    titles = list(entity_titles)
     conversion = convert_encoder(
-        src, entity_emb_size=entity_emb_size, extra_entities=extra_entities,
+        src, entity_emb_size=entity_emb_size, extra_entities=list(extra_entities) + titles,
         add_entity_markers=add_entity_markers, seed=seed,
     )
+    if titles:
+        add_title_entities(conversion.config, conversion.state, conversion.entity_vocab, conversion.source.word_pieces, titles)
     from safetensors.torch import save_file
 
     dest.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ from ._shared.extensions import install_linker_extensions
 from ._linker.entity_candidates import CandidateSource, EntitySearch, LinkCandidate, LinkContext, title_for_kb_id
 from ._linker.decoding import Mentions, candidate_loss, candidate_probabilities, decode_globally, write_links
 from ._linker.kb import LinkerKB
+from ._linker.no_candidates import warn_no_candidates
 from ._shared.loaders import CheckpointLoader
 from ._shared.items_pipe import ItemsPipe
 
@@ -197,9 +198,10 @@ class LukeEntityLinker(ItemsPipe):
         self._ensure_loaded()
         return LinkContext(entity_vocab=self._tokenizer.entity_vocab, language=self._language, kb=self.kb.kb)
 
-    def set_kb(self, kb_loader: Callable) -> None:
-        """Use the KnowledgeBase ``kb_loader(vocab)`` returns (as spaCy's entity_linker does)."""
-        self.kb.set(kb_loader)
+    def set_kb(self, kb: Any) -> None:
+        """Use ``kb`` for KBCandidates: a KnowledgeBase, the folder of one (``build-kb``'s output), or a
+        callable ``vocab -> KnowledgeBase`` (spaCy's kb_loader, e.g. ``spacy.KBFromFile.v1``)."""
+        self.kb.set(kb)
 
     def _entity_row(self, kb_id: str, context: LinkContext) -> int:
         """The entity row of a kb_id (through the source's mapping when it has one); -1 if none."""
@@ -291,10 +293,18 @@ class LukeEntityLinker(ItemsPipe):
             return empty_scores([Mentions(np.zeros((0, 2), dtype=np.int64)) for _ in docs], 0)
         mentions = self._items(docs)
         if not any(m.linkable().any() for m in mentions):  # nothing to link (no candidates, or kb_ids kept)
+            self._warn_if_no_candidates(docs, mentions)
             return empty_scores(mentions, 0)
         if self.cfg["decoding"] == "local":
             return self.model.predict((docs, mentions))
         return decode_globally(self.model, docs, mentions, self._best, self.cfg["max_global_passes"])
+
+    def _warn_if_no_candidates(self, docs: List[Doc], mentions: List[Mentions]) -> None:
+        """Once per pipe: warn when mentions to link (no kb_id kept) had no candidate at all."""
+        texts = [doc[int(s):int(e)].text for doc, m in zip(docs, mentions) for (s, e), row in zip(m.spans, m.entity_rows) if row < 0]
+        if texts and not getattr(self, "_warned_no_candidates", False):
+            self._warned_no_candidates = True
+            warn_no_candidates(self.name, self.entity_candidates, self.context(), texts)
 
     def _ranked(self, mentions: Mentions, item: int, logits: np.ndarray, rows: np.ndarray):
         """[(entity row, kb_id, probability)] of a scored mention, best first."""

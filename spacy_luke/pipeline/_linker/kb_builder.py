@@ -88,6 +88,8 @@ def build_kb_with_report(
         if titles:
             total = sum(alias_counts)
             kept_aliases.append((alias, titles, [count / total for count in alias_counts]))
+    if not rows:
+        raise ValueError(_no_entities(aliases_path, checkpoint, list(skipped), entity_vocab, prefix))
     if skipped:
         names = list(skipped)
         logger.warning(
@@ -121,4 +123,22 @@ def read_entity_embeddings(folder: Union[str, Path], rows: List[int]):
     raise CheckpointError(
         f"{folder} has no entity embedding table (expected one of {list(ENTITY_EMBEDDING_KEYS)}): "
         "give a LUKE or mLUKE checkpoint with its entity vocabulary (not a '-lite' or converted encoder)."
+    )
+
+
+def _no_entities(aliases_path: Path, checkpoint: Any, titles: List[str], entity_vocab: Any, prefix: str) -> str:
+    """Why a KB would be empty: no title of the alias file is in the entity vocabulary."""
+    from ...sources.entity_vocab import SPECIAL_ENTITIES
+
+    examples = ", ".join(repr(prefix + title) for title in titles[:3])
+    named = [title for title in entity_vocab if title not in SPECIAL_ENTITIES]
+    if not named:
+        has = "has no entity titles (only the special entities: a converted encoder or a '-lite' checkpoint)"
+        fix = f"convert the encoder with its entities (python -m spacy_luke convert-encoder ENCODER OUT --entities {aliases_path})"
+    else:
+        has = f"has {len(named)} other titles (e.g. {', '.join(repr(t) for t in named[:3])})"
+        fix = "use the checkpoint's titles in the alias file" + ("" if prefix else ", or --lang for an mLUKE checkpoint")
+    return (
+        f"{aliases_path}: none of its {len(titles)} titles (e.g. {examples}) is in the entity vocabulary of {checkpoint}, "
+        f"which {has}, so the knowledge base would have 0 entities; {fix}."
     )
