@@ -31,3 +31,9 @@ def install_linker_extensions() -> None:
     """``Span._.luke_kb_scores``: [(kb_id, probability), ...] of the linked mention, best first (None: not linked)."""
     if not Span.has_extension("luke_kb_scores"):
         Span.set_extension("luke_kb_scores", default=None)
+
+
+def install_all_extensions() -> None:
+    """Every extension the LUKE pipes write (to read their docs back, e.g. from a DocBin, with no pipe loaded)."""
+    for install in (install_extensions, install_typer_extensions, install_relation_extensions, install_vector_extensions, install_linker_extensions):
+        install()
