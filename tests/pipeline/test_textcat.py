@@ -257,3 +257,44 @@ def test_spacy_train_and_evaluate(root, tmp_path):
     assert scores["cats_score"] > 0.8, scores
     trained = spacy.load(tmp_path / "out" / "model-last")
     assert trained.get_pipe("luke_textcat").labels == tuple(LABELS.values())
+
+
+# ------------------------------------------------------------------ the ONNX Runtime engine and export
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+def test_onnxruntime_engine_gives_the_torch_cats(root, multi):
+    """engine='onnxruntime': doc.cats as torch gives them (float32 to 1e-4), for long docs too (the
+    mean of the windows' probabilities); int8 close to them."""
+    folder = build_textcat_checkpoint(root, multi=multi, positions=40)
+    texts = TEXTS[:16] + [" ".join(TEXTS[:6])]  # the last one is longer than the window
+    reference = [doc.cats for doc in make_nlp(folder).pipe(texts)]
+    onnx = [doc.cats for doc in make_nlp(folder, engine="onnxruntime").pipe(texts)]
+    assert [a.keys() for a in onnx] == [b.keys() for b in reference]
+    assert max(abs(a[k] - b[k]) for a, b in zip(onnx, reference) for k in a) <= 1e-4
+    int8 = [doc.cats for doc in make_nlp(folder, engine="onnxruntime", precision="int8").pipe(texts)]
+    assert max(abs(a[k] - b[k]) for a, b in zip(int8, reference) for k in a) < 0.1
+
+
+def test_export_onnx_textcat_equals_transformers(root, tmp_path, capsys):
+    """`export-onnx --head textcat`: the exported graph's logits equal transformers'
+    LukeForSequenceClassification on the same weights, and a saved pipeline's textcat exports too."""
+    from spacy_luke.cli import main
+    from spacy_luke.export import OnnxRunner
+
+    folder = build_textcat_checkpoint(root)
+    out = tmp_path / "onnx"
+    assert main(["export-onnx", str(folder), str(out), "--head", "textcat"]) == 0
+    assert "Wrote LukeForSequenceClassification as ONNX" in capsys.readouterr().err
+    runner = OnnxRunner.from_folder(out)
+    assert runner.input_names == ("input_ids", "attention_mask")
+    hf_tok = transformers.LukeTokenizer.from_pretrained(folder)
+    for text in TEXTS[:5]:
+        ids = hf_tok(text)["input_ids"]
+        got = runner.predict({"input_ids": np.array([ids]), "attention_mask": np.ones((1, len(ids)))})[0]
+        np.testing.assert_allclose(got, reference_logits(folder, ids), atol=1e-4)
+
+    nlp = make_nlp(folder)
+    nlp.to_disk(tmp_path / "pipeline")
+    assert main(["export-onnx", str(tmp_path / "pipeline"), str(tmp_path / "from-pipeline")]) == 0
+    assert OnnxRunner.from_folder(tmp_path / "from-pipeline").head == "LukeForSequenceClassification"
