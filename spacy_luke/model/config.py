@@ -108,6 +108,23 @@ def validate_config(data: Any, *, source: str = "config") -> None:
         )
 
 
+class Id2Label(dict):
+    """``config.id2label``: a dict whose missing ids say why they are missing (never a bare KeyError).
+
+    A converted encoder or a pretraining checkpoint has no labels (``{}``): its task head is new,
+    with ``num_labels`` (2) outputs that name nothing until the model is trained with labels.
+    """
+
+    def __missing__(self, key):
+        if not self:
+            raise KeyError(
+                f"id2label has no label {key!r}: this checkpoint has no labels (a converted encoder or a pretraining "
+                "checkpoint, whose task head is new and untrained); train it with your labels, or name the outputs "
+                "with config.with_labels([...])"
+            )
+        raise KeyError(f"id2label has no label {key!r}: the checkpoint's labels are ids {min(self)}..{max(self)}")
+
+
 @dataclass
 class LukeConfig:
     vocab_size: int
@@ -142,12 +159,12 @@ class LukeConfig:
 
     def __post_init__(self) -> None:
         validate_config({f.name: getattr(self, f.name) for f in fields(self)}, source="LukeConfig")
-        self.id2label = {int(k): str(v) for k, v in (self.id2label or {}).items()}
+        self.id2label = Id2Label({int(k): str(v) for k, v in (self.id2label or {}).items()})
         if self.id2label and not self.label2id:
             self.label2id = {v: k for k, v in self.id2label.items()}
         self.label2id = {str(k): int(v) for k, v in (self.label2id or {}).items()}
         if not self.id2label and self.label2id:
-            self.id2label = {v: k for k, v in self.label2id.items()}
+            self.id2label = Id2Label({v: k for k, v in self.label2id.items()})
 
     @property
     def num_labels(self) -> int:

@@ -13,6 +13,7 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from spacy_luke import cli
+from spacy_luke.model import LukeForEntitySpanClassification
 from spacy_luke.model.entity_disambiguation import LukeForEntityDisambiguation
 from spacy_luke.pipeline._linker.kb_builder import build_kb
 from spacy_luke.sources.entity_vocab import load_entity_vocab
@@ -69,6 +70,9 @@ def test_converted_with_entities(offline):
     assert sorted(kb.get_entity_strings()) == sorted(CONTEXTS)
     assert kb.get_vector("Paris Hilton") == pytest.approx(table[vocab["Paris Hilton"]].tolist())
     assert model.config.entity_vocab_size == len(CONTEXTS) + 4
+    ner_model = LukeForEntitySpanClassification.from_pretrained(folder)  # a new, unlabelled head
+    with pytest.raises(KeyError, match="this checkpoint has no labels"):
+        ner_model.config.id2label[1]
 
 
 def test_build_kb_on_an_encoder_converted_without_entities(capsys, offline, tmp_path):
