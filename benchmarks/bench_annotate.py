@@ -2,7 +2,7 @@
 
 The pipeline: sentencizer + luke_ner from a random-weight checkpoint of ``--shape`` (bench_ner's
 builder, a BPE trained on the text), saved with ``nlp.to_disk``; the input: CoNLL-2003 test
-sentences (or generated ones), one per line. Each configuration runs the command line
+sentences (``--conll-dir FOLDER``, the folder of test.txt; generated ones without it), one per line. Each configuration runs the command line
 (``python -m spacy_luke annotate``) in a fresh process, alternating, ``--repeats`` times; words/s
 counts spaCy tokens over the wall time of the whole command, model loading and Ray start included
 (what a user waits for), and the run's own words/s (its summary line) beside it.
@@ -40,9 +40,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workdir", default=None)
+    common.add_conll_argument(parser)
     args = parser.parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-annotate-"))
-    sentences, source = common.load_sentences(args.sentences)
+    sentences, source = common.load_sentences(args.sentences, conll_dir=args.conll_dir)
     checkpoint = build_checkpoint(work / f"ckpt-{args.shape}", args.shape, sentences, bpe_vocab=8000)
     pipeline = work / f"pipeline-{args.shape}"
     if not (pipeline / "config.cfg").is_file():

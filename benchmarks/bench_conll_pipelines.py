@@ -1,8 +1,9 @@
 """Trained NER pipelines on CoNLL-2003 test in one run, alternating: F1 and words/s side by side.
 
 Run by hand (not in CI), from the repository root, after training (e.g. ``spacy train
-project/configs/luke_ner.cfg`` and ``project/configs/trf_ner.cfg``, or the spaCy ner peer of
-../shared/bench/peer_spacy_ner.sh):
+project/configs/luke_ner.cfg`` and ``project/configs/trf_ner.cfg``, or spaCy's own ``ner`` trained on
+the same corpus: ``python -m spacy init config ner.cfg --lang en --pipeline ner`` then
+``python -m spacy train ner.cfg --paths.train corpus/train.spacy --paths.dev corpus/dev.spacy``):
 
     python benchmarks/bench_conll_pipelines.py corpus/test.spacy \\
         luke_ner=training/model-last luke_ner-int8=training/model-last:precision=int8 \\

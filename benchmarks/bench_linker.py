@@ -16,7 +16,7 @@ What it does:
    ``--entities`` rows: the four specials, every CoNLL-2003 test mention text as a title, then
    ``Entity i`` fillers.
 2. Documents: consecutive sentences of one CoNLL-2003 test article, up to ``--doc-words`` words
-   (generated text when CoNLL is absent), ``doc.ents`` = the gold NER spans (random spans for
+   (``--conll-dir FOLDER`` or ``--data FILE``; generated text without them), ``doc.ents`` = the gold NER spans (random spans for
    generated text); documents without a mention are left out. At most ``--max-mentions``
    mentions per doc, so that a doc is one model input in both systems.
 3. Candidates: every mention gets ``--candidates`` rows of the entity table: its own title's row
@@ -424,7 +424,8 @@ def main(argv=None) -> Dict:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="base")
     parser.add_argument("--entities", type=int, default=500_000, help="rows of the entity table")
     parser.add_argument("--workdir", default="/tmp/spacy-luke-bench-linker")
-    parser.add_argument("--data", help="a CoNLL-format file (default: CoNLL-2003 test next to the repository)")
+    parser.add_argument("--data", help="a CoNLL-format file (default: --conll-dir's test.txt; neither: generated text)")
+    common.add_conll_argument(parser)
     parser.add_argument("--docs", type=int, default=96)
     parser.add_argument("--doc-words", type=int, default=200, help="words per doc at most (whole sentences)")
     parser.add_argument("--max-mentions", type=int, default=64, help="mentions per doc at most (the pipe's max_entities_per_pass)")
@@ -449,13 +450,13 @@ def main(argv=None) -> Dict:
 
     import spacy
 
-    data = Path(args.data) if args.data else common.CONLL_TEST
+    data = Path(args.data) if args.data else args.conll_dir / "test.txt"
     if data.is_file():
         specs = conll_documents(data, args.docs, args.doc_words, args.max_mentions)
         source = f"{data.name}: consecutive sentences of one article up to {args.doc_words} words, doc.ents = gold NER spans"
         bpe_text = common.conll_sentences(data)
-        if not args.data and (common.CONLL_DIR / "train.txt").is_file():
-            bpe_text = common.conll_sentences(common.CONLL_DIR / "train.txt") + bpe_text
+        if not args.data and (args.conll_dir / "train.txt").is_file():
+            bpe_text = common.conll_sentences(args.conll_dir / "train.txt") + bpe_text
     else:
         specs = generated_documents(args.docs, args.doc_words, args.max_mentions)
         source = f"generated text ({data} not found), random mentions"

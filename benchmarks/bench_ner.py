@@ -12,7 +12,7 @@ What it does:
    public checkpoints), CoNLL's labels (O, PER, ORG, LOC, MISC) and a classifier whose
    non-entity bias is calibrated so that about 5% of candidate spans are entity-like.
 2. Takes the same sentences for every system: the first ``--sentences`` sentences of
-   CoNLL-2003 test (``../shared/data/conll2003/test.txt`` next to the repository) when present,
+   CoNLL-2003 test (``--conll-dir FOLDER``'s test.txt, or ``--data FILE``) when given,
    else generated text. Each sentence is one spaCy Doc built from its tokens.
 3. Candidates: every span of up to ``--max-mention-length`` tokens in the sentence; one pass per
    sentence (``max_entities_per_pass`` large enough) for every system.
@@ -255,7 +255,8 @@ def main(argv=None) -> Dict:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="base")
     parser.add_argument("--checkpoint", help="use this LUKE NER folder instead of building one")
     parser.add_argument("--work-dir", default=os.environ.get("SPACY_LUKE_BENCH_DIR", "/tmp/spacy-luke-bench"))
-    parser.add_argument("--data", help="a CoNLL-format file (default: CoNLL-2003 test next to the repo)")
+    parser.add_argument("--data", help="a CoNLL-format file (default: --conll-dir's test.txt)")
+    common.add_conll_argument(parser)
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--max-mention-length", type=int, default=16)
     parser.add_argument("--modes", default="float32,int8",
@@ -273,13 +274,13 @@ def main(argv=None) -> Dict:
     common.use_malloc(args.malloc)
     common.set_threads(args.threads)
 
-    sentences, source = common.load_sentences(args.sentences, args.data)
+    sentences, source = common.load_sentences(args.sentences, args.data, args.conll_dir)
     if args.checkpoint:
         folder = Path(args.checkpoint)
     else:
         train_text = sentences
-        if not args.data and (common.CONLL_DIR / "train.txt").is_file():
-            train_text = common.conll_sentences(common.CONLL_DIR / "train.txt") + common.conll_sentences(common.CONLL_TEST)
+        if not args.data and (args.conll_dir / "train.txt").is_file():
+            train_text = common.conll_sentences(args.conll_dir / "train.txt") + common.conll_sentences(args.conll_dir / "test.txt")
         folder = build_checkpoint(Path(args.work_dir) / f"luke-{args.shape}-ner-bpe{args.bpe_vocab}", args.shape, train_text, args.bpe_vocab)
     n_words = sum(len(s) for s in sentences)
     n_spans = sum(len(candidate_spans(len(s), args.max_mention_length)) for s in sentences)

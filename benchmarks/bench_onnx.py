@@ -8,7 +8,8 @@ Run by hand (not in CI), from the repository root::
    lite entity vocabulary), built once in ``--work-dir``; exported with
    ``export_onnx(int8=True)``: the float32 graph (checked against torch to 1e-4) and its int8
    quantization (ONNX Runtime's dynamic quantization of the weight products, per channel).
-2. The first ``--sentences`` sentences of CoNLL-2003 test, every span of up to 16 tokens a
+2. The first ``--sentences`` sentences of CoNLL-2003 test (``--conll-dir FOLDER``; generated text
+   without it), every span of up to 16 tokens a
    candidate, one pass per sentence: ``luke_ner``'s own plan and padded batches (its
    ``max_batch_cost``), built once; every system runs exactly those arrays.
 3. Systems, alternating ``--chunk`` batches at a time: the thinc layer's ``predict`` in each torch
@@ -70,6 +71,7 @@ def main(argv=None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=sorted(common.SHAPES), default="base")
     parser.add_argument("--work-dir", default=os.environ.get("SPACY_LUKE_BENCH_DIR", "/tmp/spacy-luke-bench"))
+    common.add_conll_argument(parser)
     parser.add_argument("--sentences", type=int, default=100)
     parser.add_argument("--max-mention-length", type=int, default=16)
     parser.add_argument("--modes", default="float32,int8,bfloat16", help="torch precisions of the thinc layer, comma-separated")
@@ -89,10 +91,10 @@ def main(argv=None) -> Dict:
 
     threads = args.threads or torch.get_num_threads()
     work = Path(args.work_dir) / f"luke-{args.shape}-ner-bpe{args.bpe_vocab}"
-    sentences, source = common.load_sentences(args.sentences)
+    sentences, source = common.load_sentences(args.sentences, conll_dir=args.conll_dir)
     train_text = sentences
-    if (common.CONLL_DIR / "train.txt").is_file():
-        train_text = common.conll_sentences(common.CONLL_DIR / "train.txt") + common.conll_sentences(common.CONLL_TEST)
+    if (args.conll_dir / "train.txt").is_file():
+        train_text = common.conll_sentences(args.conll_dir / "train.txt") + common.conll_sentences(args.conll_dir / "test.txt")
     folder = build_checkpoint(work, args.shape, train_text, args.bpe_vocab)
     ort_names = [name.strip() for name in args.ort.split(",") if name.strip()]
     onnx_dir = exported(folder, work)

@@ -4,7 +4,9 @@ The scripts run as ``python benchmarks/X.py`` from the repository root and impor
 after putting their own folder on ``sys.path``. One implementation each of:
 
 - paths: the repository, its ``tests/`` (whose fixtures some scripts reuse: ``tests_on_path``) and
-  CoNLL-2003 next to the repository (``../shared/data/conll2003``);
+  the CoNLL-2003 folder (``train.txt``, ``valid.txt``, ``test.txt``), which the scripts that read it
+  take as ``--conll-dir`` (``add_conll_argument``; default ``$SPACY_LUKE_CONLL_DIR``, the variable
+  the tests read, else ``conll2003/`` in the current folder); without it they use generated text;
 - checkpoints with random weights of a given shape, from transformers' LUKE classes and written by
   ``save_pretrained`` (``save_random_luke``; ``fixture_checkpoint`` for the test fixtures' tiny
   ones with the test tokenizer);
@@ -32,8 +34,9 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
-CONLL_DIR = REPO.parent / "shared" / "data" / "conll2003"
-CONLL_TEST = CONLL_DIR / "test.txt"
+CONLL_ENV = "SPACY_LUKE_CONLL_DIR"
+#: The default CoNLL-2003 folder: $SPACY_LUKE_CONLL_DIR, else conll2003/ in the current folder.
+CONLL_DIR = Path(os.environ.get(CONLL_ENV) or "conll2003")
 
 # transformers.LukeConfig arguments of the public checkpoints' shapes (and a tiny one for smoke runs)
 SHAPES = {
@@ -47,6 +50,15 @@ SPECIAL_ENTITIES = ["[PAD]", "[UNK]", "[MASK]", "[MASK2]"]
 # glibc settings that keep freed memory for reuse instead of returning it to the OS: on VMs
 # where a page fault is expensive this changes the measured speed several times over.
 TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "4294967296", "MALLOC_TOP_PAD_": "268435456"}
+
+
+def add_conll_argument(parser) -> None:
+    """``--conll-dir``: the CoNLL-2003 folder (train.txt, valid.txt, test.txt)."""
+    parser.add_argument(
+        "--conll-dir", type=Path, default=CONLL_DIR,
+        help=f"folder of CoNLL-2003 train.txt / valid.txt / test.txt (default: ${CONLL_ENV}, else ./conll2003); "
+        "without it the script uses generated text",
+    )
 
 
 def tests_on_path() -> None:
@@ -130,10 +142,10 @@ def generated_sentences(n: int, seed: int = 0) -> List[List[str]]:
     return [[rng.choice(names if rng.random() < 0.2 else words) for _ in range(rng.randint(3, 30))] for _ in range(n)]
 
 
-def load_sentences(n: int, source: Optional[str] = None) -> Tuple[List[List[str]], str]:
-    """The first ``n`` sentences of ``source`` (default: CoNLL-2003 test) when the file is there, else
-    generated ones; and a line saying which."""
-    path = Path(source) if source else CONLL_TEST
+def load_sentences(n: int, source: Optional[str] = None, conll_dir: Optional[Path] = None) -> Tuple[List[List[str]], str]:
+    """The first ``n`` sentences of ``source`` (default: ``conll_dir``'s test.txt, the CoNLL-2003 test
+    set) when the file is there, else generated ones; and a line saying which."""
+    path = Path(source) if source else Path(conll_dir or CONLL_DIR) / "test.txt"
     if path.is_file():
         return conll_sentences(path)[:n], f"CoNLL-2003 {path.name}, first {n} sentences"
     return generated_sentences(n), f"generated text ({n} sentences; {path} not found)"
