@@ -24,7 +24,7 @@ def make_pipeline(request, kind, **config):
     nlp.add_pipe("sentencizer")
     settings = {"pretrained": str(request.getfixturevalue(fixture)), "max_batch_cost": max_batch_cost, **config}
     pipe = nlp.add_pipe(factory, config=settings)
-    pipe._ensure_loaded()
+    assert pipe.luke_model is not None  # loads the weights
     return nlp, pipe
 
 

@@ -323,7 +323,7 @@ def test_threads_share_one_bfloat16_view(ner_checkpoint, monkeypatch):
     monkeypatch.setattr(half, "half_view", counting)
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint), "max_mention_length": 4, "precision": "bfloat16"})
-    ner._ensure_loaded()  # the weights, not the view: the threads' first calls build it
+    assert ner.luke_model is not None  # loads the weights, not the view: the threads' first calls build it
     texts = PARITY_TEXTS[:24]
 
     def entities(text):
