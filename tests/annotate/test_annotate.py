@@ -18,7 +18,7 @@ from spacy_luke.annotate import annotate
 from spacy_luke.annotate.device import DeviceError, plan_device
 from spacy_luke.annotate.inputs import BadInputError, read_records
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from spacy_luke.annotate.job import ManifestError
 from spacy_luke.annotate.run import EmptyInputError
 from spacy_luke.annotate.shards import OutputFolderError, RunStoppedError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_ruler(folder: Path, patterns=(("LOC", "Tokyo"), ("PER", "Alice"))) -> Path:

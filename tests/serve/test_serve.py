@@ -2,21 +2,18 @@
 limits, overload, a failed batch, a client that went away, loading and draining.
 
 The app runs in-process (FastAPI's TestClient, requests from threads); the tests that need a
-real socket start uvicorn in a thread (``heavy``). Helpers here are shared with the other
-``test_serve_*`` modules.
+real socket start uvicorn in a thread (``heavy``). The helpers shared with the other
+``test_serve_*`` modules are in ``tests/support/serve.py``, their pipelines in ``conftest.py``.
 """
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import math
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Iterator, List
 
 import pytest
 import spacy
@@ -26,79 +23,16 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from spacy_luke.annotate.records import doc_record  # noqa: E402
 from spacy_luke.serve import ServeSettings, create_app  # noqa: E402
 from spacy_luke.serve.batcher import BatchFailed, Batcher, Overloaded, ShuttingDown  # noqa: E402
-from support.ner import MAX_LEN, PARITY_TEXTS  # noqa: E402
+from support.ner import PARITY_TEXTS  # noqa: E402
+from support.serve import assert_same_records, post, ready_client, records_of, serving  # noqa: E402
 
 # ------------------------------------------------------------------ helpers (shared)
 
 
-def records_of(nlp, texts: List[str], fields=None) -> List[Dict[str, Any]]:
-    """What the server answers for one request of ``texts``: ``nlp.pipe``'s docs as records."""
-    fields = fields or [{} for _ in texts]
-    return [json.loads(json.dumps(doc_record(doc, "request", i + 1, f))) for i, (doc, f) in enumerate(zip(nlp.pipe(texts), fields))]
-
-
-def assert_same_records(got: Any, expected: Any, path: str = "records") -> None:
-    """Equal, scores within 1e-5: padding in a batch of other texts changes float32 sums in the
-    last digits (about 1e-6), never a label, an offset or a kb_id."""
-    if isinstance(expected, float) and isinstance(got, float):
-        assert math.isclose(got, expected, rel_tol=1e-5, abs_tol=1e-5), f"{path}: {got} != {expected}"
-    elif isinstance(expected, dict):
-        assert isinstance(got, dict) and list(got) == list(expected), f"{path}: keys {list(got)} != {list(expected)}"
-        for key in expected:
-            assert_same_records(got[key], expected[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(got, list) and len(got) == len(expected), f"{path}: {got} != {expected}"
-        for i, (g, e) in enumerate(zip(got, expected)):
-            assert_same_records(g, e, f"{path}[{i}]")
-    else:
-        assert got == expected, f"{path}: {got!r} != {expected!r}"
-
-
 def assert_no_traceback(text: str) -> None:
     assert "Traceback" not in text and 'File "' not in text, text
-
-
-@contextlib.contextmanager
-def ready_client(app) -> Iterator[TestClient]:
-    """A TestClient on ``app`` once its pipeline has loaded."""
-    with TestClient(app) as client:
-        assert app.state.luke.wait_loaded(60), "the pipeline did not load in 60 s"
-        yield client
-
-
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """``app`` on uvicorn in a thread, on a free loopback port: yields the base URL, ready."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not (server.started and app.state.luke.loaded.is_set()):
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def post(base: str, path: str, body: Any, timeout: float = 30) -> tuple:
-    """(status, headers, JSON) of one POST over a fresh connection."""
-    host, port = base.rsplit("/", 1)[-1].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), json.loads(response.read())
-    finally:
-        conn.close()
 
 
 class Gate:
@@ -140,22 +74,6 @@ def gated_pipeline():
     ruler.add_patterns([{"label": "ORG", "pattern": "Acme Corp"}, {"label": "GPE", "pattern": "Paris"}])
     nlp.add_pipe("serve_test_gate")
     return nlp
-
-
-@pytest.fixture(scope="module")
-def ner_nlp(ner_checkpoint):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint), "max_mention_length": MAX_LEN})
-    return nlp
-
-
-@pytest.fixture(scope="module")
-def ner_pipeline(ner_nlp, tmp_path_factory) -> str:
-    """``ner_nlp`` saved (what the command line and Ray load)."""
-    folder = tmp_path_factory.mktemp("serve") / "ner-pipeline"
-    ner_nlp.to_disk(folder)
-    return str(folder)
 
 
 def wait_for(condition, timeout: float = 10.0) -> None:
@@ -393,7 +311,7 @@ def test_a_request_past_timeout_answers_503_and_leaves_the_queue(gate):
 
 
 def test_the_readme_names_every_setting():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf8")
     section = readme[readme.index("## Serving over HTTP"):]
     missing = [name for name, *_ in ServeSettings.described() if f"--{name.replace('_', '-')}" not in section]
     assert not missing, missing

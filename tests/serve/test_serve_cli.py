@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,12 @@ pytest.importorskip("uvicorn")
 
 from support.cli import HEAVY  # noqa: E402
 from support.ner import PARITY_TEXTS  # noqa: E402
-from test_serve import assert_same_records, ner_nlp, ner_pipeline, post, records_of  # noqa: E402,F401
+from support.serve import assert_same_records, free_port, post, records_of  # noqa: E402
 
 pytestmark = pytest.mark.heavy  # every test here starts `python -m spacy_luke serve`
 
 def serve_command(*args, python_flags=()) -> list:
     return [sys.executable, *python_flags, "-m", "spacy_luke", "serve", *map(str, args)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str):

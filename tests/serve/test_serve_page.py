@@ -18,7 +18,7 @@ pytest.importorskip("uvicorn")
 
 from spacy_luke.serve import create_app  # noqa: E402
 from spacy_luke.serve.page import PAGE  # noqa: E402
-from test_serve import ready_client, serving  # noqa: E402
+from support.serve import ready_client, serving  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

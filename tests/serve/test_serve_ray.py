@@ -15,8 +15,7 @@ serve = pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip
 
 from spacy_luke.serve import create_app, ray_deployment  # noqa: E402
 from support.ner import PARITY_TEXTS  # noqa: E402
-from test_serve import assert_same_records, ner_nlp, ner_pipeline, post, ready_client  # noqa: E402,F401
-from test_serve_cli import free_port  # noqa: E402
+from support.serve import assert_same_records, free_port, post, ready_client  # noqa: E402
 
 
 def test_a_gpu_id_without_gpus_is_refused():

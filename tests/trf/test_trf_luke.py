@@ -27,7 +27,7 @@ from spacy_transformers.data_classes import TransformerData  # noqa: E402
 from support.tokenizers import WORDS  # noqa: E402
 
 LUKE = "spacy-luke.LukeTransformerModel.v1"
-PROJECT_CONFIG = Path(__file__).resolve().parents[1] / "project" / "configs" / "trf_ner.cfg"
+PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "project" / "configs" / "trf_ner.cfg"
 LISTENER = {
     "@architectures": "spacy-transformers.TransformerListener.v1",
     "grad_factor": 1.0,
