@@ -3,7 +3,7 @@
 - every subpackage lies on one level of :data:`LEVELS`, bottom up: ``sources/`` (what a name
   refers to, hub downloads, checkpoint file names, the entity vocabulary) < ``model/`` (pure
   PyTorch), ``tokenization/`` < ``convert/`` (encoder -> LUKE) < ``export/`` < ``layers/`` (thinc)
-  < ``pipeline/`` < ``annotate/``, ``corpora/``, ``trf/`` < ``serve/`` < ``cli/``; each imports only
+  < ``pipeline/`` < ``annotate/``, ``corpora/``, ``trf/`` < ``serve/``, ``ray/`` < ``cli/``; each imports only
   the levels below its own, never a package of its own level or above (the root ``spacy_luke``
   package, which every import runs first, may be imported from anywhere; it and ``__main__`` sit on top);
 - ``corpora/`` (training data readers) imports no layer of the model or the pipes;
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 #: The subpackages, bottom up: each may import those of the levels below its own, nothing else of ours.
 LEVELS = (
     ("sources",), ("model", "tokenization"), ("convert",), ("export",), ("layers",), ("pipeline",), ("annotate", "corpora", "trf"),
-    ("serve",), ("cli",),
+    ("serve", "ray"), ("cli",),
 )
 SUBPACKAGES = tuple(name for level in LEVELS for name in level)
 # tokenization/'s subsystems, bottom up: each may import those before it, never those after it.

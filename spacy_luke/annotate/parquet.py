@@ -153,15 +153,26 @@ def records_table(records: List[Dict[str, Any]], carried=None):
         array = _column(pa, name, [record.get(name) for record in records], kind)
         columns.append(array)
         fields.append(pa.field(name, array.type))
-    rows = {
-        "entities": [[_entity_row(e) for e in record["entities"]] for record in records],
-        "relations": [record["relations"] for record in records],
-    }
-    for field in own:
-        values = rows.get(field.name) or [record[field.name] for record in records]
-        columns.append(pa.array(values, type=field.type))
+    for field, array in record_columns(records, own.names):
+        columns.append(array)
         fields.append(field)
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def record_columns(records: List[Optional[Dict[str, Any]]], names: Sequence[str]) -> List[tuple]:
+    """(field, array) of the own columns ``names`` of ``records`` (the JSONL form), in
+    :func:`record_schema`'s types; a record that is None is null in each of them."""
+    pa = _pyarrow()
+    schema = record_schema()
+    out = []
+    for name in names:
+        field = schema.field(name)
+        if name == "entities":
+            values = [None if r is None else [_entity_row(e) for e in r["entities"]] for r in records]
+        else:
+            values = [None if r is None else r[name] for r in records]
+        out.append((field, pa.array(values, type=field.type)))
+    return out
 
 
 def _pairs(value) -> Optional[Dict[str, float]]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from collections import deque
 from itertools import chain
 from typing import Callable, Iterable, List, Optional, Tuple
@@ -54,40 +55,43 @@ MISSING_RAY = "--engine ray needs Ray: pip install 'spacy-luke[ray]'"
 
 def _assigned_cpus() -> int:
     """The whole CPUs Ray assigned to this actor (0 outside Ray or when unknown)."""
+    ray = sys.modules.get("ray")  # (an actor has imported Ray; elsewhere, asking would start a cluster)
+    if ray is None or not ray.is_initialized():
+        return 0
     try:
-        import ray
-
         return int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0))
     except Exception:  # pragma: no cover - outside an actor
         return 0
+
+
+def load_in_actor(
+    pipeline: str, *, lang: str = "en", gpu_id: Optional[int] = None, precision: Optional[str] = None, max_batch_cost: Optional[int] = None
+):
+    """(nlp, what was set) for a Ray actor (or any process): the pipeline loaded once, the device plan
+    of annotate applied (a Ray GPU actor sees its GPU as ``cuda:0``), torch on the CPUs Ray assigned."""
+    from .device import apply_device, plan_for_this_machine
+    from .pipeline import load_pipeline
+
+    plan = plan_for_this_machine(gpu_id, precision, max_batch_cost)
+    threads = _assigned_cpus()
+    if threads:  # torch uses the CPUs Ray gave this actor, whatever OMP_NUM_THREADS says
+        import torch
+
+        torch.set_num_threads(threads)
+    nlp = load_pipeline(pipeline, lang=lang)
+    return nlp, apply_device(nlp, plan) + plan.notes + [f"torch threads: {threads or 'default'}"]
 
 
 class LukeAnnotator:
     """A Ray actor (``ray.remote(LukeAnnotator)``): one pipeline, loaded once, many batches."""
 
     def __init__(self, pipeline: str, lang: str, gpu: bool, precision: Optional[str], max_batch_cost: Optional[int], docbin: bool):
-        from .device import apply_device, plan_device
-        from .pipeline import load_pipeline
-
         self.docbin = docbin
         self.error: Optional[Exception] = None
-        try:
-            if gpu:  # Ray makes this actor's GPU the only visible one: cuda:0
-                import torch
-
-                available = torch.cuda.is_available()
-                count = torch.cuda.device_count() if available else 0
-                bf16 = bool(available and torch.cuda.is_bf16_supported())
-                plan = plan_device(0, precision, max_batch_cost, cuda_available=available, device_count=count, bf16_supported=bf16)
-            else:
-                plan = DevicePlan("cpu", precision, 1, max_batch_cost)
-            threads = _assigned_cpus()
-            if threads:  # torch uses the CPUs Ray gave this actor, whatever OMP_NUM_THREADS says
-                import torch
-
-                torch.set_num_threads(threads)
-            self.nlp = load_pipeline(pipeline, lang=lang)
-            self.settings = apply_device(self.nlp, plan) + plan.notes + [f"torch threads: {threads or 'default'}"]
+        try:  # Ray makes a GPU actor's GPU the only visible one: cuda:0
+            self.nlp, self.settings = load_in_actor(
+                pipeline, lang=lang, gpu_id=0 if gpu else None, precision=precision, max_batch_cost=max_batch_cost
+            )
         except Exception as err:  # raised by describe(): the driver gets the pipeline's own error
             self.error = err
 
