@@ -16,19 +16,13 @@ pq = pytest.importorskip("pyarrow.parquet")
 from spacy_luke.annotate import annotate  # noqa: E402
 from spacy_luke.annotate.parquet import record_schema, table_records  # noqa: E402
 from spacy_luke.ray import LukeAnnotator  # noqa: E402
-from support.ner import MAX_LEN, PARITY_TEXTS  # noqa: E402
+from support.ner import PARITY_TEXTS  # noqa: E402
+from support.saved_pipelines import save_luke_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def luke_pipeline(ner_checkpoint, typer_checkpoint, relation_checkpoint, tmp_path_factory) -> str:
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.add_pipe("luke_ner", config={"pretrained": str(ner_checkpoint), "max_mention_length": MAX_LEN})
-    nlp.add_pipe("luke_entity_typer", config={"pretrained": str(typer_checkpoint)})
-    nlp.add_pipe("luke_relation_extractor", config={"pretrained": str(relation_checkpoint)})
-    folder = tmp_path_factory.mktemp("luke") / "pipeline"
-    nlp.to_disk(folder)
-    return str(folder)
+    return save_luke_pipeline(tmp_path_factory.mktemp("luke") / "pipeline", ner_checkpoint, typer_checkpoint, relation_checkpoint)
 
 
 @pytest.fixture(scope="module")
