@@ -14,7 +14,8 @@ copied, and the entity side is initialized from it the way LUKE's pretraining di
   (``[MASK]`` / ``<mask>``), as LUKE's fine-tuning code started ``[MASK2]`` as a copy of
   ``[MASK]``; ``[UNK]`` as the word embedding of the unknown token; ``[PAD]`` as zeros; extra
   entities (and everything, when a projection is needed) as N(0, initializer_range) with a
-  fixed seed, so a conversion is reproducible;
+  fixed seed, so a conversion is reproducible; ``entity_titles`` start from their titles instead
+  (:mod:`.entity_titles`);
 - the entity markers ``<ent>`` / ``<ent2>`` (``add_entity_markers``) get two new word
   embedding rows, started as the embeddings of ``"@"`` and ``"#"`` as the LUKE paper did
   (the mean word embedding where the vocabulary lacks them), and are recorded in
@@ -36,6 +37,8 @@ and builds LUKE weights); neither of them imports it. Modules:
 - :mod:`.source`: reading the encoder's folder (config, word tokenizer, special tokens);
 - :mod:`.weights`: the LUKE config and state dict (:func:`encoder_to_luke`);
 - :mod:`.tokenizer_files`: the tokenizer files of the written folder;
+- :mod:`.entity_titles`: an entity table started from a list of titles and the pretraining head
+  the entity linker scores with (``entity_titles=``, ``convert-encoder --entities FILE``);
 - :mod:`.luke_folder`: writing the whole LUKE folder (:func:`convert_encoder_to_luke`).
 """
 from .encoder_families import ENCODER_FAMILIES, EncoderFamily
