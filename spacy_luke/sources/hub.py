@@ -100,7 +100,8 @@ def get_a_model_hint(repo_id: str) -> str:
         f"To get one: download it once while online (`hf download {repo_id}`, with older huggingface_hub "
         f"`huggingface-cli download {repo_id}`, or run this once online; the hub cache is then used offline), "
         "or pass a local folder, or make one offline: `python -m spacy_luke convert-encoder ENCODER_DIR LUKE_DIR` "
-        "turns a local BERT / RoBERTa / XLM-R folder into LUKE, and spacy-luke's project/ "
+        "turns a local BERT / RoBERTa / XLM-R folder into LUKE (add `--entities TITLES_OR_ALIASES_FILE` for an "
+        "entity table the entity linker and build-kb can use), and spacy-luke's project/ "
         "(`spacy project run all`) trains luke_ner on CoNLL-2003 from MiniLM."
     )
 
