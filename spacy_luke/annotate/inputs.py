@@ -49,6 +49,21 @@ class InputRecord:
         return f"{self.source}:{self.line}"
 
 
+
+def value_kind(value) -> str:
+    """What a JSON (or Parquet) value is, in words: "a number", "null", "an array", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a value of type {type(value).__name__}"
+
 def input_format(name: str, fmt: str) -> str:
     """"text", "jsonl" or "parquet" for an input: ``fmt``, or by suffix when "auto" (stdin: text)."""
     if fmt not in FORMATS:
@@ -150,7 +165,7 @@ def read_records(
 
             for number, text, fields in parquet_rows(name, text_field):
                 if not isinstance(text, str):
-                    found = "null" if text is None else f"a {type(text).__name__}"
+                    found = value_kind(text)
                     err = BadInputError(f"{display}:{number}: the {text_field!r} column is {found}; each row needs a string there")
                     if on_error == "fail":
                         raise err
@@ -191,10 +206,10 @@ def _parse(raw: bytes, where: str, kind: str, text_field: str):
     except (ValueError, MemoryError) as err:  # e.g. an integer of over 4,300 digits
         raise BadInputError(f"{where}: JSON that cannot be read ({err})") from None
     if not isinstance(value, dict):
-        raise BadInputError(f"{where}: a JSONL record must be an object with a {text_field!r} field, got {type(value).__name__}")
+        raise BadInputError(f"{where}: a JSONL record must be an object with a {text_field!r} field, got {value_kind(value)}")
     text = value.get(text_field)
     if not isinstance(text, str):
-        found = "missing" if text_field not in value else f"a {type(text).__name__}"
+        found = "missing" if text_field not in value else value_kind(text)
         raise BadInputError(f"{where}: the {text_field!r} field is {found}; each record needs it as a string (--text-field to use another)")
     fields = {k: v for k, v in value.items() if k != text_field}
     return text, fields

@@ -64,6 +64,7 @@ def test_reader_streams_text_jsonl_and_reports_bad_lines(tmp_path):
     ]
     assert [m.split(": ")[0] for m in reported] == [f"{tmp_path}/a.txt:4"] + [f"{tmp_path}/b.jsonl:{n}" for n in (2, 3, 4, 5)]
     assert "not UTF-8" in reported[0] and "invalid JSON" in reported[1] and "'text' field is missing" in reported[3]
+    assert "got an array" in reported[2] and "the 'text' field is a number; each record needs it as a string" in reported[4]
     with pytest.raises(BadInputError, match=r"a.txt:4: not UTF-8"):
         list(read_records([str(tmp_path / "a.txt")], on_error="fail"))
 
