@@ -116,6 +116,30 @@ def _lines(name: str) -> Iterator[tuple]:
             handle.close()
 
 
+def count_texts(inputs: Sequence[str], *, fmt: str = "auto", whole_file: bool = False) -> Optional[int]:
+    """How many texts ``inputs`` hold (bad ones included: each is reported as it is skipped), for a
+    progress bar's total: non-blank lines, Parquet rows (from the files' footers), or files with
+    ``whole_file``. None when an input is stdin or cannot be read now (the run says why later)."""
+    if not inputs or STDIN_NAME in inputs:
+        return None
+    total = 0
+    try:
+        for name in inputs:
+            kind = input_format(name, fmt)
+            if whole_file and kind == "text":
+                total += 1
+            elif kind == "parquet":
+                from .parquet import parquet_row_count
+
+                total += parquet_row_count(name)
+            else:
+                with open(name, "rb") as handle:
+                    total += sum(1 for raw in handle if raw.strip() and raw.strip() != BOM)
+    except (OSError, ValueError, ImportError):
+        return None
+    return total
+
+
 def _decode(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf8")

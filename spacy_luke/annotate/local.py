@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from typing import Iterable, Iterator, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 from .inputs import InputRecord
 from .records import doc_record
@@ -41,11 +41,14 @@ def annotate_local(nlp, records: Iterable[InputRecord], output: ShardedOutput, *
     return written
 
 
-def unfinished(records: Iterable[InputRecord], output: ShardedOutput) -> Iterator[InputRecord]:
-    """The records not yet in ``output`` (a re-run resumes where the last one stopped)."""
+def unfinished(records: Iterable[InputRecord], output: ShardedOutput, skipped: Optional[Callable[[], None]] = None) -> Iterator[InputRecord]:
+    """The records not yet in ``output`` (a re-run resumes where the last one stopped);
+    ``skipped()`` is called for each record passed over."""
     for record in records:
         if not output.skip(record.index):
             yield record
+        elif skipped is not None:
+            skipped()
 
 
 def batched(records: Iterable[InputRecord], size: int) -> Iterator[Tuple[InputRecord, ...]]:

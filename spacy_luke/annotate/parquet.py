@@ -79,6 +79,11 @@ def _open(path: str):
         raise ValueError(f"{path}: not a readable Parquet file ({err}); give --input-format text or jsonl for other files") from None
 
 
+def parquet_row_count(path: str) -> int:
+    """The rows of a Parquet file, from its footer (no row group is read)."""
+    return _open(path).metadata.num_rows
+
+
 def carried_schema(paths: Sequence[str], text_field: str):
     """The carried columns of Parquet inputs (all but ``text_field``), one schema for all of them.
 

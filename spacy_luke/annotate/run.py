@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 from .device import apply_device, plan_device, plan_for_this_machine
-from .inputs import check_inputs, parquet_inputs, read_records
+from .inputs import check_inputs, count_texts, parquet_inputs, read_records
 from .job import job_identity
 from .local import annotate_local, unfinished
 from .pipeline import load_pipeline
@@ -122,23 +122,29 @@ def annotate(
         inform(f"resuming the job in {output}: the records already written there are skipped")
     bad = []
 
+    bar = _progress_bar(progress, count_texts(inputs, fmt=input_format, whole_file=whole_file) if progress else None)
+    start = time.perf_counter()
+    words = [0]
+
+    def advance() -> None:  # one text done, skipped as already written, or skipped as bad
+        if bar is not None:
+            bar.update(1)
+
     def report_bad(message: str) -> None:
         bad.append(message)
         report(message)
-
-    records = unfinished(
-        read_records(inputs, fmt=input_format, whole_file=whole_file, text_field=text_field, on_error=on_error, report=report_bad),
-        out,
-    )
-    words = [0]
-    bar = _progress_bar(progress)
+        advance()
 
     def count(n_words: int) -> None:
         words[0] += n_words
+        advance()
         if bar is not None:
-            bar.update(n_words)
+            bar.set_postfix_str(f"{words[0] / max(time.perf_counter() - start, 1e-9):,.0f} words/s", refresh=False)
 
-    start = time.perf_counter()
+    records = unfinished(
+        read_records(inputs, fmt=input_format, whole_file=whole_file, text_field=text_field, on_error=on_error, report=report_bad),
+        out, skipped=advance,
+    )
     complete = False
     try:
         if executor == "local":
@@ -183,9 +189,11 @@ def _parquet_columns(inputs: Sequence[str], input_format: str, text_field: str, 
     return carried_schema(parquet, text_field)
 
 
-def _progress_bar(enabled: bool):
+def _progress_bar(enabled: bool, total: Optional[int]):
+    """Texts done (with a total and an ETA when the inputs could be counted: files, not stdin), and
+    words/s beside them."""
     if not enabled or sys.stderr is None:
         return None
     from tqdm import tqdm
 
-    return tqdm(unit=" words", unit_scale=True, file=sys.stderr, desc="annotate", mininterval=1.0)
+    return tqdm(total=total, unit=" texts", file=sys.stderr, desc="annotate", mininterval=1.0, dynamic_ncols=True)

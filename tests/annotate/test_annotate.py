@@ -103,6 +103,29 @@ def test_shards_and_resume_after_an_interrupt(ruler_pipeline, tmp_path):
     assert annotate(str(ruler_pipeline), [str(data)], str(out), shard_size=20, progress=False).written == 0
 
 
+def test_progress_bar_counts_texts_to_a_known_total(ruler_pipeline, tmp_path, capsys):
+    """Files give the bar its total (non-blank lines; bad lines and records a resume skips count as
+    done), so it ends at 100% with an ETA on the way; stdin has no total."""
+    from spacy_luke.annotate.inputs import count_texts
+
+    data = write_lines(tmp_path / "in.txt", 30)
+    with open(data, "a", encoding="utf8") as f:
+        f.write("\n   \n")  # blank lines: not texts
+    (tmp_path / "b.jsonl").write_text('{"text": "Alice"}\n{oops\n\n{"text": "Tokyo"}\n', encoding="utf8")
+    inputs = [str(data), str(tmp_path / "b.jsonl")]
+    assert count_texts(inputs) == 33 and count_texts(["-"]) is None
+    assert count_texts([str(data)], whole_file=True) == 1
+    out = tmp_path / "out"
+    annotate(str(ruler_pipeline), inputs, str(out), shard_size=10, progress=True, report=lambda m: None)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in bar if line.startswith("annotate:")][-1]
+    assert "100%" in last and "33/33" in last and "texts" in last and "words/s" in last, last
+    (out / "part-00003.jsonl").unlink()  # a resume: the 30 records kept count as done
+    annotate(str(ruler_pipeline), inputs, str(out), shard_size=10, progress=True, report=lambda m: None)
+    last = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("annotate:")][-1]
+    assert "100%" in last and "33/33" in last, last
+
+
 def test_another_job_in_the_output_folder_is_refused(ruler_pipeline, tmp_path):
     data = write_lines(tmp_path / "in.txt", 5)
     annotate(str(ruler_pipeline), [str(data)], str(tmp_path / "out"), shard_size=20, progress=False)
