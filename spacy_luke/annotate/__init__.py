@@ -1,4 +1,4 @@
-"""``annotate``: stream any pipeline over text / JSONL files, locally, on a GPU, or on Ray.
+"""``annotate``: stream any pipeline over text / JSONL / Parquet files, locally, on a GPU, or on Ray.
 
 See :func:`spacy_luke.annotate.run.annotate`; the command line is ``python -m spacy_luke annotate``.
 :func:`read_docbin` reads the DocBin shards of ``--format docbin`` back, with the pipes' values.
