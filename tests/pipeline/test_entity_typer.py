@@ -254,6 +254,7 @@ def make_examples(nlp):
     return examples
 
 
+@pytest.mark.heavy  # training to overfit: 9 s
 def test_overfits_multi_label(mlm_checkpoint):
     nlp = spacy.blank("en")
     typer = nlp.add_pipe("luke_entity_typer", config={"pretrained": str(mlm_checkpoint)})
@@ -277,6 +278,7 @@ def test_overfits_multi_label(mlm_checkpoint):
     assert scores["luke_types_f"] == 1.0, scores
 
 
+@pytest.mark.heavy  # training to overfit: 13 s
 def test_single_label_span_group_gold_and_scorer(mlm_checkpoint):
     nlp = spacy.blank("en")
     typer = nlp.add_pipe("luke_entity_typer", config={"pretrained": str(mlm_checkpoint), "spans_key": "types", "multi_label": False})

@@ -72,6 +72,7 @@ def run(nlp, docs, batch_size):
         return list(nlp.pipe(docs, batch_size=batch_size))
 
 
+@pytest.mark.heavy  # 60 random batches through four pipes: 120-160 s
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(specs=st.lists(doc_specs(), min_size=1, max_size=4))
 def test_random_docs_through_four_pipes(fuzz_nlp, specs):

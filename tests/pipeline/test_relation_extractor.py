@@ -154,6 +154,7 @@ def test_head_mismatch_is_a_clear_error(typer_checkpoint):
         nlp.get_pipe("luke_relation_extractor")(doc)
 
 
+@pytest.mark.heavy  # all 1,225 pairs of fifty entities: 60 s
 def test_fifty_entities_bounded_memory(relation_checkpoint, monkeypatch):
     from spacy_luke.layers import batch_runner
 
@@ -223,6 +224,7 @@ def write_jsonl(path):
     return path
 
 
+@pytest.mark.heavy  # training to overfit: 7 s
 def test_overfits_and_scores(mlm_checkpoint, tmp_path):
     from spacy_luke.pipeline._shared.corpus import make_jsonl_corpus
 

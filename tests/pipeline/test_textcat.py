@@ -134,6 +134,7 @@ def examples(nlp, multi: bool):
     return egs
 
 
+@pytest.mark.heavy  # training, then to_disk / spacy.load: 10-45 s each
 @pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
 def test_learns_and_round_trips(root, tmp_path, multi):
     nlp = spacy.blank("en")

@@ -1,11 +1,11 @@
 """One nlp used from several threads at once gives exactly the sequential results."""
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import spacy
 import torch
 
 from spacy_luke.layers import head_layer, padded_batches
-
 from support.ner import PARITY_TEXTS
 
 
@@ -27,6 +27,7 @@ def annotations(doc):
     )
 
 
+@pytest.mark.heavy  # four pipes, sequential then from a thread pool: 40-70 s
 def test_four_pipes_from_a_thread_pool_match_sequential(ner_checkpoint, typer_checkpoint, relation_checkpoint, encoder_checkpoint):
     nlp = four_pipes(ner_checkpoint, typer_checkpoint, relation_checkpoint, encoder_checkpoint)
     texts = PARITY_TEXTS[:40]

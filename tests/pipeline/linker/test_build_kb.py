@@ -92,6 +92,7 @@ def test_build_kb_mluke_shares_the_vocab(mluke_linker_checkpoint, aliases):
 # ------------------------------------------------------------------------------------ command line
 
 
+@pytest.mark.heavy  # runs `python -m spacy_luke build-kb` in a subprocess
 def test_build_kb_command(linker_checkpoint, aliases, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "spacy_luke", "build-kb", str(aliases), str(linker_checkpoint), str(tmp_path / "kb")],

@@ -69,6 +69,7 @@ def train(nlp, examples, epochs, batch_size=4, seed=0, learn_rate=5e-3):
     return losses
 
 
+@pytest.mark.heavy  # 40 training epochs: 7-10 s each
 @pytest.mark.parametrize("decoding", ["local", "global"])
 def test_overfits_a_handful_of_docs(linker_checkpoint, aliases, decoding):
     nlp = make_linker(linker_checkpoint, aliases, decoding=decoding, incl_prior=False)
@@ -97,6 +98,7 @@ def context_data(n, seed):
     return data
 
 
+@pytest.mark.heavy  # 8 epochs over 48 docs: 14 s
 def test_context_tells_an_ambiguous_name_apart(linker_checkpoint, aliases):
     """One name, two titles: the training contexts tell them apart, and held-out texts of the same
     kinds link to the right title well above chance (1/2)."""
@@ -109,6 +111,7 @@ def test_context_tells_an_ambiguous_name_apart(linker_checkpoint, aliases):
     assert right / len(held_out) >= 0.85, (right, predicted)
 
 
+@pytest.mark.heavy  # 40 training epochs: 35 s
 def test_scorer_gives_nel_prf(linker_checkpoint, aliases):
     nlp = make_linker(linker_checkpoint, aliases, incl_prior=False)
     examples = make_examples(nlp, OVERFIT)

@@ -142,6 +142,7 @@ def test_edge_inputs(ner_checkpoint):
     assert list(nlp2(PARITY_TEXTS[0]).ents) == []
 
 
+@pytest.mark.heavy  # a 20,000-token doc: 25 s
 def test_long_document_in_windows(ner_checkpoint):
     """A 20,000-token doc: windows of the model's 126-piece budget, passes of max_entities_per_pass."""
     nlp = spacy.blank("en")

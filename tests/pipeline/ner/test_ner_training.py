@@ -13,6 +13,7 @@ from spacy.tokens import DocBin, Span
 from support.ner import MAX_LEN, PARITY_TEXTS, TRAIN, TRAIN_CONFIG, doc_entities, make_examples, make_nlp
 
 
+@pytest.mark.heavy  # training to overfit: 33 s
 def test_overfits_a_few_examples_from_a_pretraining_checkpoint(mlm_checkpoint):
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("luke_ner", config={"pretrained": str(mlm_checkpoint), "max_mention_length": 4})
@@ -118,6 +119,7 @@ def test_to_bytes_round_trip(ner_checkpoint):
     assert [doc_entities(d) for d in fresh.pipe(texts)] == expected
 
 
+@pytest.mark.heavy  # training, then to_disk / spacy.load: 6 s
 def test_trained_pipeline_round_trip(mlm_checkpoint, tmp_path):
     nlp = spacy.blank("en")
     nlp.add_pipe("luke_ner", config={"pretrained": str(mlm_checkpoint), "max_mention_length": 4})

@@ -15,6 +15,8 @@ from support.ner import TRAIN, TRAIN_CONFIG, make_examples
 from spacy_luke.model.span_pruner import SpanPrunerConfig
 from spacy_luke.pipeline._ner.span_pruning import SpanPruning, make_span_pruning
 
+#: The tests on the module's trained pipeline (60 training steps: about 50 s, paid by the first test that asks).
+ON_TRAINED = pytest.mark.heavy
 PRUNING = {"@misc": "spacy-luke.span_pruning.v1", "layers": 1, "hidden_width": 16, "keep_per_word": 0.5}
 
 
@@ -41,6 +43,7 @@ def entities(doc):
     return sorted((e.start, e.end, e.label_) for e in doc.ents)
 
 
+@ON_TRAINED
 def test_the_pruner_learns_beside_the_ner_head_and_keeps_the_gold_spans(trained):
     nlp, ner, losses = trained
     assert losses[-1][1] < losses[0][1] * 0.2, losses[::10]  # the pruner's own loss
@@ -72,6 +75,7 @@ def test_pruner_learning_never_changes_the_encoder(mlm_checkpoint):
     assert with_grad and all(name.startswith("span_pruner.") for name in with_grad), with_grad
 
 
+@ON_TRAINED
 def test_a_budget_that_keeps_every_candidate_changes_nothing(trained):
     nlp, ner, _ = trained
     texts = [text for text, _ in TRAIN] + make_sentences()[:6]
@@ -94,6 +98,7 @@ def test_a_budget_that_keeps_every_candidate_changes_nothing(trained):
     assert pruned[: len(TRAIN)] == full[: len(TRAIN)]
 
 
+@ON_TRAINED
 def test_min_probability_drops_unlikely_candidates(trained):
     from spacy_luke.layers.span_pruner import pruner_scores
 
@@ -144,6 +149,7 @@ def test_too_many_layers_is_a_clear_error(mlm_checkpoint):
         nlp.initialize(lambda: make_examples(nlp))
 
 
+@ON_TRAINED
 def test_the_pruner_travels_with_the_pipeline(trained, tmp_path):
     nlp, ner, _ = trained
     texts = [text for text, _ in TRAIN] + make_sentences()[:4]
@@ -168,6 +174,7 @@ def test_the_pruner_travels_with_the_pipeline(trained, tmp_path):
         ner.pruning = kept
 
 
+@ON_TRAINED
 def test_other_heads_skip_the_pruner_tensors(trained, tmp_path):
     from spacy_luke.model import LukeForEntitySpanClassification, LukeModel
 
@@ -181,6 +188,7 @@ def test_other_heads_skip_the_pruner_tensors(trained, tmp_path):
         assert torch.equal(a, b)
 
 
+@ON_TRAINED
 @pytest.mark.filterwarnings("ignore:precision=")  # a CPU without the int8 kernels falls back to float32
 @pytest.mark.parametrize("precision", ["bfloat16", "int8"])
 def test_pruning_runs_in_the_fast_precisions(trained, precision):
@@ -196,6 +204,7 @@ def test_pruning_runs_in_the_fast_precisions(trained, precision):
     assert found == [sorted(ents) for _, ents in TRAIN]
 
 
+@pytest.mark.heavy  # trains a pruner through the command line's main: 27 s
 def test_train_pruner_cli_adds_a_trained_pruner(mlm_checkpoint, tmp_path):
     from spacy_luke.cli import main
 
@@ -274,6 +283,7 @@ def test_train_pruner_errors_are_one_line(capsys, tmp_path):
         assert err.startswith("error: ") and message in err and "\n" not in err, err
 
 
+@ON_TRAINED
 def test_pruner_scores_do_not_depend_on_how_candidates_are_cut_into_passes(trained, monkeypatch):
     from spacy_luke.layers import span_inputs
     from spacy_luke.layers.span_pruner import pruner_scores
@@ -290,6 +300,7 @@ def test_pruner_scores_do_not_depend_on_how_candidates_are_cut_into_passes(train
     np.testing.assert_allclose(cut, whole, rtol=1e-5, atol=1e-5)
 
 
+@ON_TRAINED
 def test_a_pruner_without_its_tensors_is_untrained_and_others_drop_its_settings(trained, tmp_path):
     import json
 
@@ -309,6 +320,7 @@ def test_a_pruner_without_its_tensors_is_untrained_and_others_drop_its_settings(
     assert again.config.extra["span_pruner"]["trained"] is False
 
 
+@ON_TRAINED
 def test_a_pruner_of_another_shape_is_used_with_a_warning(trained):
     from spacy_luke.pipeline._ner.span_pruning import ensure_pruner
 
@@ -318,6 +330,7 @@ def test_a_pruner_of_another_shape_is_used_with_a_warning(trained):
     assert ner.luke_model.span_pruner.settings.layers == 1
 
 
+@ON_TRAINED
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_pruned_predictions_from_a_thread_pool_match_sequential(trained, precision):
     from concurrent.futures import ThreadPoolExecutor
