@@ -200,7 +200,7 @@ def test_pipe_precision_setting_and_cost_buckets(tmp_path):
 def test_ner_pipe_int8_and_inference_mode(ner_checkpoint):
     import spacy
 
-    from pipeline_fixtures import make_sentences
+    from support.tokenizers import make_sentences
 
     texts = [t for t in make_sentences(40, seed=3) if 4 <= len(t.split()) <= 14][:12]
     results = {}

@@ -143,7 +143,7 @@ def test_broken_entity_vocab_jsonl_names_file_and_line(tmp_path):
 
 
 def test_broken_entity_vocab_through_the_tokenizer(tmp_path):
-    from tokenizer_fixtures import build_luke_dir
+    from support.tokenizers import build_luke_dir
 
     folder = tmp_path / "broken-tok"
     shutil.copytree(build_luke_dir(tmp_path / "tok"), folder)  # the fixture folder is shared: corrupt a copy

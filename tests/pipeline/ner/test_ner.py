@@ -31,7 +31,7 @@ def test_labels_from_checkpoint_and_scores(ner_checkpoint):
 
 
 def test_nil_class_found_by_name_not_index(pipe_root):
-    from pipeline_fixtures import build_checkpoint
+    from support.pipes import build_checkpoint
 
     folder = build_checkpoint(pipe_root, "ner-nil-last", "LukeForEntitySpanClassification", {0: "PER", 1: "LOC", 2: "NIL"})
     texts = PARITY_TEXTS[:12]
@@ -180,7 +180,7 @@ def test_bad_settings_are_clear_errors(ner_checkpoint):
 
 
 def test_checkpoint_without_nil_class(pipe_root):
-    from pipeline_fixtures import build_checkpoint
+    from support.pipes import build_checkpoint
 
     folder = build_checkpoint(pipe_root, "ner-no-nil", "LukeForEntitySpanClassification", {0: "PER", 1: "LOC"})
     nlp = make_nlp(folder)
