@@ -83,6 +83,24 @@ def parquet_inputs(inputs: Sequence[str], fmt: str) -> list:
     return [name for name in inputs if input_format(name, fmt) == "parquet"]
 
 
+INPUT_SUFFIXES = (".txt",) + JSONL_SUFFIXES + PARQUET_SUFFIXES
+
+
+def expand_folders(inputs: Sequence[str]) -> list:
+    """``inputs`` with each folder replaced by the files below it with an input suffix (.txt, .jsonl,
+    .ndjson, .parquet, .pq), sorted by path; a folder with none of them is an error."""
+    out = []
+    for name in inputs:
+        if name != STDIN_NAME and Path(name).is_dir():
+            found = sorted(str(p) for p in Path(name).rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+            if not found:
+                raise ValueError(f"{name}: a folder with no input files ({', '.join(INPUT_SUFFIXES)}) in it")
+            out.extend(found)
+        else:
+            out.append(name)
+    return out
+
+
 def check_inputs(inputs: Sequence[str]) -> None:
     """Fail before any work on an input that does not exist or is a folder."""
     for name in inputs:

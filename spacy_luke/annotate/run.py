@@ -5,6 +5,7 @@ Python::
     from spacy_luke.annotate import annotate
     annotate("my_pipeline/", ["corpus.txt"], "out/", gpu_id=0, precision="bfloat16")
     annotate("my_pipeline/", ["corpus.txt"], "out/", executor="ray", ray_concurrency=2)
+    annotate("my_pipeline/", ["corpus/"], "out/", executor="ray-data", ray_concurrency=4)
 
 ``executor`` says where the job's batches run: this process ("local") or a pool of Ray actors
 ("ray"). (Not a pipe's ``engine``, which says what runs a pipe's predictions: torch or ONNX
@@ -22,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 from .device import apply_device, plan_device, plan_for_this_machine
-from .inputs import check_inputs, count_texts, parquet_inputs, read_records
+from .inputs import check_inputs, count_texts, expand_folders, parquet_inputs, read_records
 from .job import job_identity
 from .local import annotate_local, unfinished
 from .pipeline import load_pipeline
 from .shards import RunStoppedError, ShardedOutput
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "ray-data")
 
 
 @dataclass
@@ -81,8 +82,9 @@ def annotate(
 ) -> AnnotateSummary:
     """Annotate ``inputs`` with ``pipeline`` into the folder ``output`` (see the README, "annotate").
 
-    executor: where the batches run: "local" (this process, or ``n_process`` processes) or "ray"
-        (a pool of ``ray_concurrency`` Ray actors).
+    executor: where the batches run: "local" (this process, or ``n_process`` processes), "ray"
+        (a pool of ``ray_concurrency`` Ray actors) or "ray-data" (many files on Ray Data, one output
+        file per input, resumable by file: :mod:`.ray_data`; folders stand for their files).
     engine: deprecated, the old name of ``executor``.
     report: called with each warning (a bad line, a device note); default: printed to stderr.
     inform: called with what the run finds in ``output`` (resuming a job, a job already
@@ -100,9 +102,11 @@ def annotate(
         raise ValueError("--n-process > 1 with --gpu-id would load one model copy per process on the GPU: use one process, or --executor ray")
     report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
     inform = inform or (lambda message: None)
+    if executor == "ray-data":  # many files: a folder stands for the input files in it
+        inputs = expand_folders([str(name) for name in inputs])
     check_inputs(inputs)
     carried = _parquet_columns(inputs, input_format, text_field, output_format)
-    if executor == "ray" and gpu_id is not None:
+    if executor in ("ray", "ray-data") and gpu_id is not None:
         # The GPUs are the actors' (Ray gives each its own as cuda:0), not the driver's: they check.
         plan = plan_device(0, precision, max_batch_cost, cuda_available=True, device_count=1, bf16_supported=True)
     else:
@@ -113,6 +117,15 @@ def annotate(
         str(pipeline), [str(name) for name in inputs], input_format=input_format, whole_file=whole_file,
         text_field=text_field, lang=lang, precision=plan.precision,
     )
+    if executor == "ray-data":
+        return _annotate_ray_data(
+            pipeline, inputs, output, job, plan, overwrite=overwrite, inform=inform, report=report, address=ray_address,
+            concurrency=ray_concurrency, num_cpus=ray_num_cpus, num_gpus=ray_num_gpus, settings=dict(
+                input_format=input_format, whole_file=whole_file, text_field=text_field, on_error=on_error, format=output_format,
+                batch_size=batch_size, lang=lang, gpu_id=0 if plan.is_gpu else None, precision=plan.precision,
+                max_batch_cost=max_batch_cost,
+            ),
+        )
     out = ShardedOutput(output, job=job, shard_size=shard_size, fmt=output_format, overwrite=overwrite, carried=carried)
     if out.already_complete:
         out.abandon()
@@ -176,6 +189,19 @@ def annotate(
         why = f"all {len(bad)} non-blank lines were bad" if bad else "the input is empty or only blank lines"
         raise EmptyInputError(f"no texts in {names}: {why}")
     return AnnotateSummary(written, len(bad), time.perf_counter() - start, words[0], plan.device, settings, resumed=out.resumed)
+
+
+def _annotate_ray_data(pipeline, inputs, output, job, plan, *, settings, report, **options) -> AnnotateSummary:
+    from .ray_data import annotate_ray_data
+
+    start = time.perf_counter()
+    done = annotate_ray_data(str(pipeline), [str(name) for name in inputs], str(output), job=job, settings=settings, report=report, **options)
+    summary = AnnotateSummary(
+        done["records"], done["bad"], time.perf_counter() - start, done["words"], plan.device,
+        [f"ray-data: {done['files']} files annotated, {done['skipped_files']} already complete"],
+        already_complete=done["files"] == 0,
+    )
+    return summary
 
 
 def _parquet_columns(inputs: Sequence[str], input_format: str, text_field: str, output_format: str):

@@ -9,7 +9,7 @@ from ._errors import EXIT_INTERRUPTED, CliError, report
 from ._io import count
 
 #: annotate's executors (spacy_luke.annotate.run.EXECUTORS; not imported here: --help stays light).
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "ray-data")
 HELP = "any pipeline over text / JSONL / Parquet files -> resumable JSONL, DocBin or Parquet shards (local, GPU or Ray)"
 
 
@@ -33,7 +33,7 @@ def add_command(commands) -> None:
     job.add_argument("--max-batch-cost", type=count(1), default=None, help="padded cost per forward pass for every LUKE pipe (default: the pipe's; x8 on a GPU)")
     job.add_argument("--lang", default="en", help="a LUKE checkpoint as PIPELINE: language of the blank tokenizer (default: en)")
     job.add_argument("--overwrite", action="store_true", help="start over in an output folder that holds another job")
-    job.add_argument("--executor", choices=EXECUTORS, default=None, help="where the batches run: local (default: this process, or --n-process processes) or ray (a pool of Ray actors, each loading the pipeline once; pip install spacy-luke[ray])")
+    job.add_argument("--executor", choices=EXECUTORS, default=None, help="where the batches run: local (default: this process, or --n-process processes), ray (a pool of Ray actors, each loading the pipeline once; pip install spacy-luke[ray]) or ray-data (many files on Ray Data: one output per input, a re-run skips the complete ones)")
     job.add_argument("--engine", choices=EXECUTORS, default=None, help=argparse.SUPPRESS)  # --executor's old name
     job.add_argument("--address", default=None, help="ray: the cluster to join (e.g. ray://head:10001 or auto; default: a local cluster)")
     job.add_argument("--concurrency", type=count(1), default=1, help="ray: pipeline actors (each loads the pipeline once; default: 1)")

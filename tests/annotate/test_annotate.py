@@ -229,7 +229,7 @@ def test_executor_and_its_old_name_engine(ruler_pipeline, tmp_path, capsys):
     assert read_shards(tmp_path / "old") == read_shards(tmp_path / "new") != []
     with pytest.raises(ValueError, match="executor='ray' and its old name engine='local' disagree"), pytest.warns(DeprecationWarning):
         annotate(str(ruler_pipeline), [data], str(tmp_path / "both"), executor="ray", engine="local", progress=False)
-    with pytest.raises(ValueError, match=r"executor='dask': choose one of \('local', 'ray'\)"):
+    with pytest.raises(ValueError, match=r"executor='dask': choose one of \('local', 'ray', 'ray-data'\)"):
         annotate(str(ruler_pipeline), [data], str(tmp_path / "bad"), executor="dask", progress=False)
     capsys.readouterr()
     assert main(["annotate", str(ruler_pipeline), data, "-o", str(tmp_path / "cli"), "--engine", "local", "--quiet"]) == 0

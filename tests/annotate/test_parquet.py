@@ -16,6 +16,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from spacy_luke.annotate import annotate  # noqa: E402
 from spacy_luke.annotate.parquet import table_records  # noqa: E402
+from support.annotate_runs import run  # noqa: E402
 
 TEXTS = ["Tokyo is the capital of Japan and Houston is in Texas .", "Steve Jobs founded Apple in California .", "Alice met Bob ."]
 INTERRUPT = {"after": None, "seen": 0}
@@ -38,10 +39,6 @@ def ruler_pipeline(tmp_path_factory) -> str:
     nlp.add_pipe("test_parquet_interrupt")
     nlp.to_disk(folder)
     return str(folder)
-
-
-def run(pipeline, inputs, output, **settings):
-    return annotate(str(pipeline), [str(i) for i in inputs], str(output), progress=False, report=lambda message: None, **settings)
 
 
 def jsonl_records(folder: Path) -> list:

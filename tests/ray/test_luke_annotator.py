@@ -17,6 +17,7 @@ from spacy_luke.annotate import annotate  # noqa: E402
 from spacy_luke.annotate.parquet import record_schema, table_records  # noqa: E402
 from spacy_luke.ray import LukeAnnotator  # noqa: E402
 from support.ner import PARITY_TEXTS  # noqa: E402
+from support.annotate_runs import local_ray  # noqa: E402
 from support.saved_pipelines import save_luke_pipeline  # noqa: E402
 
 
@@ -92,16 +93,13 @@ def test_ray_data_map_batches_same_records_as_the_local_executor(luke_pipeline, 
     expected = local_records(luke_pipeline, corpus, tmp_path / "local", batch_size=8)
     # Two 1-CPU actors hold two CPUs for the whole run; Ray Data's file listing, read and write
     # tasks need one more, or they wait for the actors forever: 3 logical CPUs on the 2 cores.
-    ray.init(num_cpus=3, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False)
-    try:
+    with local_ray(3):
         ray.data.DataContext.get_current().enable_progress_bars = False
         ds = ray.data.read_parquet(corpus, override_num_blocks=5).map_batches(
             LukeAnnotator, fn_constructor_kwargs={"pipeline": luke_pipeline, "text_column": "body", "batch_size": 8},
             batch_format="pyarrow", batch_size=8, concurrency=2, num_cpus=1,
         )
         ds.write_parquet(str(tmp_path / "ray"))
-    finally:
-        ray.shutdown()
     table = pa.concat_tables([pq.read_table(path) for path in sorted((tmp_path / "ray").glob("*.parquet"))])
     rows = table_records(table)
     assert sorted(r["id"] for r in rows) == list(range(40)) and all(r["lang"] == "en" for r in rows)
