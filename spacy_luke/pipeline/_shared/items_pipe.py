@@ -52,12 +52,30 @@ class ItemsPipe(LukePipe):
         ``normalizer`` rows, and the gradient of its ``values``."""
         raise NotImplementedError
 
+    def _select_training_items(self, examples: Sequence[Example], items: List[Any], losses: Dict[str, float]) -> List[Any]:
+        """Hook: the training items the head's pass gets, from all of them, before that pass
+        (luke_ner: its span pruner learns here, and its candidate selection); all by default."""
+        return items
+
+    def _learned_before_head(self) -> bool:
+        """Hook: whether :meth:`_select_training_items` left gradients for the optimizer step of
+        this update (then an update whose head pass has nothing to score still steps)."""
+        return False
+
     def _update_more(self, examples: Sequence[Example], items: List[Any], losses: Dict[str, float]) -> None:
-        """Hook: more learning from the same batch before the optimizer step (luke_ner's span pruner)."""
+        """Hook: more learning from the same batch before the optimizer step."""
 
     def _n_counted(self, targets: np.ndarray, scored: np.ndarray) -> int:
         """Rows a loss is averaged over (the scored ones by default)."""
         return int(scored.sum())
+
+    def _counted(self, targets: np.ndarray, scores: ItemScores) -> float:
+        """What one doc's rows weigh in the loss's normalizer: :meth:`_n_counted`, or the sum of the
+        counted rows' ``weights`` when the items carry them (luke_ner's sampled candidates)."""
+        weights = getattr(scores.items, "weights", None)
+        if weights is None:
+            return self._n_counted(targets, scores.scored)
+        return float(np.asarray(weights)[(targets >= 0) & scores.scored].sum())
 
     # ------------------------------------------------------------------ predict
 
@@ -85,7 +103,7 @@ class ItemsPipe(LukePipe):
         """Loss and per-doc gradients of ``scores`` against the gold of ``examples``."""
         examples = list(examples)
         targets = [self._targets(eg, s.items) for eg, s in zip(examples, scores)]
-        total = max(1, sum(self._n_counted(t, s.scored) for t, s in zip(targets, scores)))
+        total = max(1, sum(self._counted(t, s) for t, s in zip(targets, scores)))
         loss, grads = 0.0, []
         for target, s in zip(targets, scores):
             part, grad = self._loss(s, target, total)
@@ -118,8 +136,13 @@ class ItemsPipe(LukePipe):
         if not any(len(x) for x in items):
             return losses
         docs = [eg.predicted for eg in examples]
-        scores, backprop = self.model.begin_update((docs, self._model_items(docs, items)))
-        if not any(s.scored.any() for s in scores):
+        items = self._select_training_items(examples, items, losses)
+        scores = None
+        if any(len(x) for x in items):
+            scores, backprop = self.model.begin_update((docs, self._model_items(docs, items)))
+        if scores is None or not any(s.scored.any() for s in scores):
+            if sgd is not None and self._learned_before_head():
+                self.finish_update(sgd)
             return losses
         loss, grads = self.get_loss(examples, scores)
         backprop(grads)

@@ -20,9 +20,14 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy(
-    logits: np.ndarray, targets: np.ndarray, normalizer: int, mask: Optional[np.ndarray] = None
+    logits: np.ndarray,
+    targets: np.ndarray,
+    normalizer: float,
+    mask: Optional[np.ndarray] = None,
+    weights: Optional[np.ndarray] = None,
 ) -> Tuple[float, np.ndarray]:
-    """Summed cross entropy / normalizer over rows with ``targets >= 0`` (and ``mask``), and its gradient."""
+    """Summed cross entropy / normalizer over rows with ``targets >= 0`` (and ``mask``), each row
+    times its ``weights`` (default 1), and its gradient."""
     grad = np.zeros_like(logits, dtype=np.float32)
     counted = targets >= 0 if mask is None else mask & (targets >= 0)
     rows = np.flatnonzero(counted)
@@ -30,8 +35,13 @@ def cross_entropy(
         return 0.0, grad
     probs = softmax(logits[rows].astype(np.float64))
     picked = probs[np.arange(len(rows)), targets[rows]]
-    loss = float(-np.log(np.clip(picked, 1e-12, None)).sum() / normalizer)
+    row_losses = -np.log(np.clip(picked, 1e-12, None))
     probs[np.arange(len(rows)), targets[rows]] -= 1.0
+    if weights is not None:
+        row_weights = np.asarray(weights, dtype=np.float64)[rows]
+        row_losses = row_losses * row_weights
+        probs *= row_weights[:, None]
+    loss = float(row_losses.sum() / normalizer)
     grad[rows] = probs / normalizer
     return loss, grad
 

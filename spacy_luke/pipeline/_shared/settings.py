@@ -33,6 +33,12 @@ SETTING_LINES: Dict[str, str] = {
         '(str): how predictions run: a mode of spacy_luke.model.PRECISIONS ("float32"; "bfloat16" / "float16": '
         'a 16-bit copy of the weights cast once; "int8": CPU int8 linear layers on oneDNN).'
     ),
+    "training_precision": (
+        '(str): how training calls run: "float32" (default); "bfloat16": bfloat16 autocast on CPUs with AVX512-BF16/AMX '
+        'and on GPUs (float16 with a gradient scaler on GPUs without bfloat16), float32 elsewhere with a warning; '
+        '"float16": float16 autocast with a gradient scaler on GPUs. Weights and optimizer state stay float32; '
+        "predictions follow precision. Measured in docs/benchmarks.md."
+    ),
     "engine": (
         '(str): what runs predictions: an engine of spacy_luke.layers.engines.ENGINES, "torch" (our model) or "onnxruntime" '
         '(the head exported to ONNX at first use and run by ONNX Runtime on the CPU, precision "float32" or "int8"; '

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import spacy
 from spacy.tokens import DocBin, Span
 
-from support.ner import MAX_LEN, PARITY_TEXTS, TRAIN, TRAIN_CONFIG, doc_entities, make_examples, make_nlp
+from support.ner import MAX_LEN, PARITY_TEXTS, TRAIN, TRAIN_CONFIG, doc_entities, make_examples, make_nlp, spacy_train
 
 
 @pytest.mark.heavy  # training to overfit: 33 s
@@ -159,29 +156,9 @@ def test_n_process_2(ner_checkpoint):
 
 @pytest.mark.heavy  # runs `spacy train` in a subprocess
 def test_spacy_train_from_config(mlm_checkpoint, tmp_path):
-    nlp = spacy.blank("en")
-    docs = [eg.reference for eg in make_examples(nlp)]
-    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
-    (tmp_path / "config.cfg").write_text(TRAIN_CONFIG)
     # `spacy init fill-config` completes it (every registered name resolves)
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "init", "fill-config", str(tmp_path / "config.cfg"), str(tmp_path / "full.cfg")],
-        check=True, capture_output=True,
-    )
-    full = (tmp_path / "full.cfg").read_text()
+    full, trained = spacy_train(TRAIN_CONFIG, mlm_checkpoint, tmp_path)
     assert "spacy-luke.EntitySpanClassifier.v1" in full and "spacy-luke.ner_scorer.v1" in full
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "spacy", "train", str(tmp_path / "full.cfg"),
-            "--output", str(tmp_path / "out"),
-            "--paths.train", str(tmp_path / "train.spacy"),
-            "--paths.dev", str(tmp_path / "train.spacy"),
-            "--paths.checkpoint", str(mlm_checkpoint),
-        ],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained = spacy.load(tmp_path / "out" / "model-last")
     assert trained.get_pipe("luke_ner").labels == ("LOC", "ORG", "PER")
     scores = trained.evaluate(make_examples(trained))
     assert scores["ents_f"] > 0.5, scores

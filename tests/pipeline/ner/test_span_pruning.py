@@ -11,7 +11,7 @@ import torch
 from spacy.tokens import DocBin
 
 from support.tokenizers import make_sentences
-from support.ner import TRAIN, TRAIN_CONFIG, make_examples
+from support.ner import TRAIN, TRAIN_CONFIG, make_examples, spacy_train, train_ner
 from spacy_luke.model.span_pruner import SpanPrunerConfig
 from spacy_luke.pipeline._ner.span_pruning import SpanPruning, make_span_pruning
 
@@ -21,17 +21,7 @@ PRUNING = {"@misc": "spacy-luke.span_pruning.v1", "layers": 1, "hidden_width": 1
 
 
 def trained_pipeline(mlm_checkpoint, steps: int = 60, pruning=PRUNING):
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("luke_ner", config={"pretrained": str(mlm_checkpoint), "max_mention_length": 4, "pruning": pruning})
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 3e-3
-    losses = []
-    for _ in range(steps):
-        step = {}
-        nlp.update(examples, sgd=optimizer, losses=step)
-        losses.append((step["luke_ner"], step.get("luke_ner_pruner")))
-    return nlp, ner, losses
+    return train_ner(mlm_checkpoint, steps, pruning=pruning)
 
 
 @pytest.fixture(scope="module")
@@ -231,31 +221,12 @@ def test_train_pruner_cli_adds_a_trained_pruner(mlm_checkpoint, tmp_path):
 
 @pytest.mark.heavy  # runs `spacy train` in a subprocess
 def test_spacy_train_learns_the_pruner_with_the_pipe(mlm_checkpoint, tmp_path):
-    import subprocess
-    import sys
-
-    nlp = spacy.blank("en")
-    DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp_path / "train.spacy")
     config = TRAIN_CONFIG.replace(
         "max_mention_length = 4\n",
         'max_mention_length = 4\n\n[components.luke_ner.pruning]\n@misc = "spacy-luke.span_pruning.v1"\nlayers = 1\nhidden_width = 16\n',
     ).replace("max_steps = 40", "max_steps = 60")
-    (tmp_path / "config.cfg").write_text(config)
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "init", "fill-config", str(tmp_path / "config.cfg"), str(tmp_path / "full.cfg")],
-        check=True, capture_output=True,
-    )
-    assert "spacy-luke.span_pruning.v1" in (tmp_path / "full.cfg").read_text()
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "spacy", "train", str(tmp_path / "full.cfg"), "--output", str(tmp_path / "out"),
-            "--paths.train", str(tmp_path / "train.spacy"), "--paths.dev", str(tmp_path / "train.spacy"),
-            "--paths.checkpoint", str(mlm_checkpoint),
-        ],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained = spacy.load(tmp_path / "out" / "model-last")
+    full, trained = spacy_train(config, mlm_checkpoint, tmp_path)
+    assert "spacy-luke.span_pruning.v1" in full
     ner = trained.get_pipe("luke_ner")
     assert ner.pruning == SpanPruning(layers=1, hidden_width=16)
     assert ner.luke_model.span_pruner.settings.trained
