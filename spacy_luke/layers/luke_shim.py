@@ -106,6 +106,8 @@ class LukeShim(PyTorchShim):
     def set_training_precision(self, training_precision: str) -> None:
         """Run training calls under the autocast of ``training_precision`` (:mod:`.training_precision`)
         from now on; the weights and the optimizer's state stay float32."""
+        if training_precision == self.training_precision:
+            return
         self.training_precision = training_precision
         if self._model is not None:
             self.attach(self._model.head_model, self.pieces, device=self._model.device)

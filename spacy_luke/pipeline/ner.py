@@ -147,12 +147,12 @@ class LukeNER(ItemsPipe):
             spans_key=spans_key,
             skip_longer_than_trained=skip_longer_than_trained,
             longest_entity=None,
+            training_precision=check_training_precision(name, training_precision),
             **settings,
         )
         self.candidates = candidates
         self.pruning = pruning
         self.training_candidates = candidates_of(training_candidates)
-        self.training_precision = training_precision
         self._pruner_updates = 0  # updates the span pruner learned in this process (training_candidates' warmup)
         self._selection_steps = 0  # updates that selected candidates (the seed's second part)
         self._pruner_learned = False
@@ -173,16 +173,17 @@ class LukeNER(ItemsPipe):
     @property
     def training_precision(self) -> str:
         """How training calls run (``spacy_luke.layers.training_precision``): float32, bfloat16, float16."""
-        return self._training_precision
+        return self.cfg.get("training_precision", "float32")
 
     @training_precision.setter
     def training_precision(self, value: str) -> None:
-        self._training_precision = check_training_precision(self.name, value)
-        set_training_precision(self.model, value)
+        self.cfg["training_precision"] = check_training_precision(self.name, value)
+        self._configure_model()
 
     def _configure_model(self) -> None:
         super()._configure_model()
         configure_items_model(self.model, pruning=pruning_attrs(getattr(self, "_pruning", None)))
+        set_training_precision(self.model, self.cfg.get("training_precision", "float32"))
 
     # ------------------------------------------------------------------ labels
 

@@ -15,7 +15,7 @@ from spacy_luke.pipeline._shared.settings import NOT_SETTINGS, SETTING_LINES, do
 
 FACTORIES = ("luke_ner", "luke_entity_typer", "luke_relation_extractor", "luke_entity_vectors", "luke_entity_linker", "luke_textcat")
 # Settings a pipe keeps as attributes (objects built from the config), not in its cfg.
-OBJECTS = ("model", "scorer", "candidates", "entity_candidates", "pruning")
+OBJECTS = ("model", "scorer", "candidates", "entity_candidates", "pruning", "training_candidates")
 ARGUMENT = re.compile(r"^(\w+) \((.+?)\): \S")
 
 
