@@ -95,7 +95,7 @@ def test_convert_encoder_names_the_overwrite_flag(capsys, tmp_path):
 def test_every_argument_has_help():
     parser = cli.make_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"ner", "convert-conll", "convert-encoder", "build-kb", "annotate", "export-onnx", "train-pruner"}
+    assert set(commands.choices) == {"ner", "convert-conll", "convert-encoder", "build-kb", "annotate", "serve", "export-onnx", "train-pruner"}
     for name, sub in commands.choices.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.dest} has no help text"
