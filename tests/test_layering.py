@@ -28,6 +28,8 @@ from collections import deque
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Set, Tuple
 
+import pytest
+
 
 PACKAGE = "spacy_luke"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
@@ -349,6 +351,7 @@ def _run(code: str) -> str:
     return result.stdout
 
 
+@pytest.mark.heavy  # a Python subprocess
 def test_pipeline_import_loads_no_model_code():
     """``import spacy_luke.pipeline`` loads neither the torch model nor the conversion."""
     out = _run(
@@ -358,6 +361,7 @@ def test_pipeline_import_loads_no_model_code():
     assert out.strip() == "[]", out
 
 
+@pytest.mark.heavy  # a Python subprocess
 def test_pipeline_import_needs_no_torch():
     """With torch unimportable, the pipes still import and construct (weights load later).
 

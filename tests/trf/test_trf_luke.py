@@ -355,6 +355,7 @@ def test_project_config_resolves_without_reading_the_encoder():
 # ---------------------------------------------------------------------- without spacy-transformers
 
 
+@pytest.mark.heavy  # a Python subprocess
 def test_package_and_pipes_work_without_spacy_transformers(ner_checkpoint):
     code = f"""
 import importlib.metadata as md, sys
@@ -383,6 +384,7 @@ print("ok", len(doc), sorted(m for m in sys.modules if m.startswith("spacy_trans
     assert result.stdout.strip() == "ok 7 ['spacy_transformers']", result.stdout  # the None placeholder only
 
 
+@pytest.mark.heavy  # a Python subprocess
 def test_importing_the_integration_is_light():
     """spaCy may load every registered architecture: ours must not pull spacy-transformers in."""
     code = "import sys, spacy_luke.trf; print(sorted(m for m in ('spacy_transformers', 'transformers') if m in sys.modules))"

@@ -277,6 +277,7 @@ def test_a_new_vocabulary_object_never_gets_the_old_ones_cache(vocab, make):
     assert built(source, plain) is not built(source, plain) and content(built(source, plain)) == content(old)
 
 
+@pytest.mark.heavy  # a 500,000-title index: seconds
 def test_500k_title_index_builds_in_seconds(nlp):
     titles = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2}
     for i in range(500_000):
